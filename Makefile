@@ -1,0 +1,77 @@
+# Every target sets itself up on a fresh machine: virtualenv, pinned packages,
+# and (for the lab targets) a Docker engine and the base images.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export NO_MKDOCS_2_WARNING := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help serve site render validate test unit integration browser verify bench engine clean gc
+
+help:
+	@echo "make serve   render the labs and serve the site at http://127.0.0.1:8000 (live reload)"
+	@echo "make site    render and build the site into site/ (strict)"
+	@echo "make test    the whole test suite: unit, site, integration, browser and every lab"
+	@echo "make verify  run every lab in fresh containers and write .opslabs/results.json"
+	@echo "make bench   benchmarks (rendering, lab runner)"
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock -e .
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/opslabs render
+	$(BIN)/mkdocs serve --livereload --dev-addr 127.0.0.1:8000
+
+site: $(STAMP)
+	$(BIN)/opslabs render
+	$(BIN)/mkdocs build --strict
+
+render: $(STAMP)
+	$(BIN)/opslabs render
+
+validate: $(STAMP)
+	$(BIN)/opslabs validate
+
+engine: $(STAMP)
+	$(BIN)/opslabs engine ensure
+	$(BIN)/opslabs images ensure
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+test: $(STAMP)
+	$(BIN)/opslabs validate
+	$(BIN)/opslabs engine ensure
+	$(BIN)/opslabs images ensure
+	$(BIN)/pytest -q tests/unit tests/integration
+	$(MAKE) --no-print-directory browser
+	$(BIN)/opslabs verify -j 2 --results .opslabs/results.json --junit .opslabs/junit.xml
+
+browser: $(STAMP)
+	bash scripts/ensure-chromium.sh
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/opslabs render
+	$(BIN)/mkdocs build --strict --quiet
+	$(BIN)/pytest -q tests/browser
+
+verify: $(STAMP)
+	$(BIN)/opslabs engine ensure
+	$(BIN)/opslabs images ensure
+	$(BIN)/opslabs verify -j 2 --results .opslabs/results.json --junit .opslabs/junit.xml
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/render_bench.py
+	$(BIN)/opslabs engine ensure
+	$(BIN)/opslabs images ensure
+	$(BIN)/python benchmarks/runner_bench.py
+
+gc: $(STAMP)
+	$(BIN)/opslabs gc
+
+clean:
+	rm -rf site .opslabs build

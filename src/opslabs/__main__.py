@@ -1,0 +1,3 @@
+from opslabs.cli import main
+
+main()

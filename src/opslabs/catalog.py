@@ -1,0 +1,59 @@
+"""The loaded knowledge base: areas and tasks with where each came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opslabs.model import Area, Task
+
+# A location inside a YAML file: field path -> (line, column), both 1-based.
+Marks = dict[tuple, tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    task: Task
+    area_id: str
+    path: Path
+    marks: Marks = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+    def line_of(self, *loc: str | int) -> int:
+        """Best line for a field path: the deepest prefix that has a mark."""
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self.marks:
+                return self.marks[loc[:end]][0]
+        return 1
+
+
+@dataclass(frozen=True)
+class AreaEntry:
+    area: Area
+    path: Path
+    tasks: tuple[TaskEntry, ...]
+
+    @property
+    def id(self) -> str:
+        return self.area.id
+
+
+@dataclass(frozen=True)
+class Catalog:
+    root: Path
+    areas: tuple[AreaEntry, ...]
+
+    def tasks(self) -> list[TaskEntry]:
+        return [task for area in self.areas for task in area.tasks]
+
+    def labs(self) -> list[TaskEntry]:
+        return [task for task in self.tasks() if task.task.lab is not None]
+
+    def area(self, area_id: str) -> AreaEntry:
+        return next(a for a in self.areas if a.id == area_id)
+
+    def find_lab(self, lab_id: str) -> TaskEntry | None:
+        return next((t for t in self.labs() if t.id == lab_id), None)

@@ -1,0 +1,251 @@
+"""YAML files -> validated model. Every problem names file:line:col and the field path.
+
+All problems of a run are collected and raised together as one ValidationFailed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from opslabs.catalog import AreaEntry, Catalog, Marks, TaskEntry
+from opslabs.errors import Problem, ValidationFailed
+from opslabs.model import CHECK_KINDS, Area, Task
+
+AREA_FILE = "area.yaml"
+
+
+class _Document:
+    """A parsed YAML file: plain data plus the (line, col) of every key and item."""
+
+    def __init__(self, path: Path, data: Any, marks: Marks):
+        self.path, self.data, self.marks = path, data, marks
+
+    def problem(self, loc: tuple, message: str) -> Problem:
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self.marks:
+                line, col = self.marks[loc[:end]]
+                break
+        return Problem(self.path, line, col, ".".join(map(str, loc)), message)
+
+
+def parse_yaml(path: Path, problems: list[Problem]) -> _Document | None:
+    """Parse one file; on failure append a problem and return None."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(Problem(path, 1, 1, "", "not a UTF-8 text file (expected YAML)"))
+        return None
+    except OSError as err:
+        problems.append(Problem(path, 1, 1, "", f"cannot read file: {err.strerror}"))
+        return None
+    if "\x00" in text:
+        problems.append(Problem(path, 1, 1, "", "binary content (expected YAML text)"))
+        return None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reason = err.problem or "invalid YAML"
+        if "\t" in reason or "'\\t'" in reason:
+            reason = "a tab character cannot indent YAML; use spaces"
+        problems.append(Problem(path, line, col, "", f"YAML syntax error: {reason}"))
+        return None
+    except yaml.YAMLError as err:
+        problems.append(Problem(path, 1, 1, "", f"YAML error: {err}"))
+        return None
+    if node is None:
+        problems.append(Problem(path, 1, 1, "", "empty file (expected a mapping of fields)"))
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        problems.append(Problem(path, line, col, "", f"expected a mapping of fields at the top level, found a {_node_kind(node)}"))
+        return None
+    marks: Marks = {(): (1, 1)}
+    data = _construct(node, (), marks, path, problems)
+    return _Document(path, data, marks)
+
+
+def _node_kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "list"
+    if isinstance(node, yaml.MappingNode):
+        return "mapping"
+    return "single value"
+
+
+def _construct(node: yaml.Node, loc: tuple, marks: Marks, path: Path, problems: list[Problem]) -> Any:
+    marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                problems.append(Problem(path, key_node.start_mark.line + 1, key_node.start_mark.column + 1, ".".join(map(str, loc)), "YAML merge keys (<<) are not supported"))
+                continue
+            child = (*loc, key)
+            marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key in result:
+                line, col = marks[child]
+                problems.append(Problem(path, line, col, ".".join(map(str, child)), "duplicate key"))
+            result[key] = _construct(value_node, child, marks, path, problems)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*loc, i), marks, path, problems) for i, item in enumerate(node.value)]
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+
+
+def _describe_error(err: dict, model_fields: set[str]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = ", ".join(sorted(model_fields))
+        return f"unknown key (expected one of: {allowed})"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "check_kind":
+        return err["msg"]
+    if kind == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern", "")
+        if pattern.startswith("^[a-z0-9]+(-"):
+            return f"expected an id of lowercase letters, digits and dashes, got {err['input']!r}"
+        return f"expected text matching {pattern}, got {err['input']!r}"
+    if kind == "literal_error":
+        return f"expected {err['ctx']['expected']}, got {err['input']!r}"
+    message = err["msg"]
+    message = message[0].lower() + message[1:]
+    return f"{message}, got {type(err['input']).__name__} {_short(err['input'])}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _inner_model(annotation: Any) -> Any:
+    """Follow list[...] / dict[..., X] / X | None to the model type inside."""
+    from typing import get_args
+
+    if annotation is None:
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _validate(doc: _Document, model: type[BaseModel], problems: list[Problem]) -> BaseModel | None:
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _strip_union_tags(tuple(err["loc"]))
+            allowed = _allowed_keys(model, doc.data, loc) if err["type"] == "extra_forbidden" else set()
+            problems.append(doc.problem(loc, _describe_error(err, allowed)))
+        return None
+
+
+def _strip_union_tags(loc: tuple) -> tuple:
+    """Pydantic puts the check's kind tag into the loc: (..., 'checks', 1, 'file', 'mode')."""
+    return tuple(
+        part for i, part in enumerate(loc)
+        if not (i >= 2 and part in CHECK_KINDS and isinstance(loc[i - 1], int) and loc[i - 2] == "checks")
+    )
+
+
+def _allowed_keys(model: type[BaseModel], data: Any, loc: tuple) -> set[str]:
+    """The keys accepted where an unknown key was found, by walking the data beside the models."""
+    from typing import get_origin
+
+    from opslabs.model import check_kind
+
+    current: Any = model
+    node: Any = data
+    skip_key = False  # inside dict[str, Model] the next part is a free key (a host name)
+    for part in loc[:-1]:
+        node = node[part] if isinstance(node, (dict, list)) else None
+        if isinstance(part, int) or skip_key:
+            skip_key = False
+            continue
+        field = current.model_fields.get(part) if current is not None else None
+        if field is None:
+            return set()
+        if part == "checks":
+            current = "checks"
+            continue
+        skip_key = get_origin(field.annotation) is dict
+        current = _inner_model(field.annotation)
+    if current == "checks":
+        kind = check_kind(node)
+        return set(CHECK_KINDS[kind].model_fields) if kind else set()
+    return set(current.model_fields) if current is not None else set()
+
+
+def _cross_check(task: Task, doc: _Document, problems: list[Problem]) -> None:
+    """Rules that span fields: every host a step names is declared."""
+    if task.lab is None:
+        return
+    hosts = set(task.lab.hosts)
+    declared = ", ".join(sorted(hosts))
+    for s, step in enumerate(task.lab.steps):
+        for c, command in enumerate(step.solution):
+            if command.host not in hosts:
+                problems.append(doc.problem(("lab", "steps", s, "solution", c, "host"), f"host {command.host!r} is not declared in lab.hosts (declared: {declared})"))
+        for c, check in enumerate(step.checks):
+            if check.host not in hosts:
+                problems.append(doc.problem(("lab", "steps", s, "checks", c, "host"), f"host {check.host!r} is not declared in lab.hosts (declared: {declared})"))
+
+
+def load_catalog(root: Path) -> Catalog:
+    """Load `root/<area>/area.yaml` and `root/<area>/<task>.yaml`; raise ValidationFailed with every problem."""
+    root = Path(root)
+    problems: list[Problem] = []
+    if not root.is_dir():
+        raise ValidationFailed([Problem(root, 1, 1, "", "labs directory not found")])
+    areas: list[AreaEntry] = []
+    task_ids: dict[str, Path] = {}
+    area_ids: dict[str, Path] = {}
+    for area_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        area_path = area_dir / AREA_FILE
+        if not area_path.exists():
+            problems.append(Problem(area_path, 1, 1, "", f"missing {AREA_FILE}: every folder under {root} is an area"))
+            continue
+        doc = parse_yaml(area_path, problems)
+        area = _validate(doc, Area, problems) if doc else None
+        if area is not None and area.id != area_dir.name:
+            problems.append(doc.problem(("id",), f"must equal the folder name {area_dir.name!r}, got {area.id!r}"))
+        if area is not None:
+            if area.id in area_ids:
+                problems.append(doc.problem(("id",), f"duplicate area id, also used by {area_ids[area.id]}"))
+            area_ids[area.id] = area_path
+        tasks: list[TaskEntry] = []
+        for task_path in sorted(area_dir.glob("*.y*ml")):
+            if task_path.name == AREA_FILE:
+                continue
+            if task_path.suffix not in (".yaml", ".yml"):
+                continue
+            tdoc = parse_yaml(task_path, problems)
+            task = _validate(tdoc, Task, problems) if tdoc else None
+            if task is None:
+                continue
+            if task.id != task_path.stem:
+                problems.append(tdoc.problem(("id",), f"must equal the file name {task_path.stem!r}, got {task.id!r}"))
+            if task.id in task_ids:
+                problems.append(tdoc.problem(("id",), f"duplicate task id, also used by {task_ids[task.id]}"))
+            task_ids[task.id] = task_path
+            _cross_check(task, tdoc, problems)
+            tasks.append(TaskEntry(task, area_dir.name, task_path, tdoc.marks))
+        if area is not None:
+            tasks.sort(key=lambda t: (t.task.order, t.task.title.lower()))
+            areas.append(AreaEntry(area, area_path, tuple(tasks)))
+    if problems:
+        raise ValidationFailed(problems)
+    areas.sort(key=lambda a: (a.area.order, a.area.title.lower()))
+    return Catalog(root, tuple(areas))
