@@ -1,0 +1,199 @@
+"""The Docker side: engine, networks, containers, commit, removal. Labels on everything.
+
+Everything goes through the `docker` CLI with argument lists (never a shell string),
+each call with a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from opslabs.errors import EngineUnavailable, OpslabsError
+
+LABEL = "io.opslabs"
+MACHINE = socket.gethostname()
+DOCKERD_LOG = Path("/var/log/opslabs-dockerd.log")
+
+# Docker's default set minus MKNOD, NET_RAW, SETFCAP and AUDIT_WRITE: enough for
+# package managers, daemons that drop privileges and binding low ports.
+DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT")
+
+
+class DockerError(OpslabsError):
+    def __init__(self, args: list[str], returncode: int | None, stderr: str):
+        self.args_list, self.returncode, self.stderr = args, returncode, stderr.strip()
+        what = "timed out" if returncode is None else f"exited with {returncode}"
+        super().__init__(f"`docker {' '.join(args[:3])} …` {what}: {self.stderr[-800:]}")
+
+
+def docker(*args: str, timeout: float = 120, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run one docker CLI command; bytes in, text out (UTF-8 with replacement)."""
+    try:
+        proc = subprocess.run(["docker", *args], input=input, capture_output=True, timeout=timeout)
+    except FileNotFoundError:
+        raise EngineUnavailable("the `docker` command is not installed; install Docker Engine (Debian: apt-get install docker.io)") from None
+    except subprocess.TimeoutExpired as exc:
+        raise DockerError(list(args), None, (exc.stderr or b"").decode("utf-8", "replace")) from None
+    proc.stdout = proc.stdout.decode("utf-8", "replace")
+    proc.stderr = proc.stderr.decode("utf-8", "replace")
+    if check and proc.returncode != 0:
+        raise DockerError(list(args), proc.returncode, proc.stderr)
+    return proc
+
+
+def engine_answers() -> bool:
+    try:
+        return docker("info", "--format", "{{.ServerVersion}}", timeout=20, check=False).returncode == 0
+    except (EngineUnavailable, DockerError):
+        return False
+
+
+def ensure_engine(wait: float = 90) -> str:
+    """Make sure a Docker engine answers; as root on Debian, install and start one."""
+    if engine_answers():
+        return "running"
+    if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
+        raise EngineUnavailable(
+            "no Docker engine answers. Install Docker Engine and start it "
+            "(https://docs.docker.com/engine/install/), or run as root on Debian and opslabs will install docker.io."
+        )
+    if shutil.which("dockerd") is None or shutil.which("docker") is None:
+        _apt_install("docker.io")
+    with open(DOCKERD_LOG, "ab") as log:
+        subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if engine_answers():
+            return "started"
+        time.sleep(0.5)
+    raise EngineUnavailable(f"dockerd did not answer within {wait:.0f} s; see {DOCKERD_LOG}")
+
+
+def _apt_install(*packages: str) -> None:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+        proc = subprocess.run(cmd, env=env, capture_output=True, timeout=900)
+        if proc.returncode != 0:
+            raise EngineUnavailable(f"`{' '.join(cmd)}` failed: {proc.stderr.decode('utf-8', 'replace')[-500:]}")
+
+
+def labels(kind: str, run_id: str, lab: str = "", host: str = "") -> list[str]:
+    """Labels that let `opslabs gc` find what a run left, and tell whose it was."""
+    values = {
+        LABEL: "1",
+        f"{LABEL}.kind": kind,  # run | build | workshop
+        f"{LABEL}.run": run_id,
+        f"{LABEL}.lab": lab,
+        f"{LABEL}.host": host,
+        f"{LABEL}.pid": str(os.getpid()),
+        f"{LABEL}.machine": MACHINE,
+    }
+    return [arg for key, value in values.items() for arg in ("--label", f"{key}={value}")]
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    hostname: str
+    network: str | None
+    labels: list[str]
+    memory: str = "768m"
+    pids: int = 2048
+    cap_add: tuple[str, ...] = ()
+    privileged: bool = False
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def create_network(name: str, label_args: list[str]) -> None:
+    docker("network", "create", "--driver", "bridge", *label_args, name, timeout=60)
+
+
+def run_container(spec: ContainerSpec) -> str:
+    """Start a container that idles until we exec into it; returns its id."""
+    args = ["run", "--detach", "--init", "--name", spec.name, "--hostname", spec.hostname,
+            "--memory", spec.memory, "--pids-limit", str(spec.pids), *spec.labels]
+    if spec.network:
+        args += ["--network", spec.network, "--network-alias", spec.hostname]
+    if spec.privileged:
+        args.append("--privileged")
+    else:
+        args += ["--cap-drop", "ALL"]
+        for cap in dict.fromkeys((*DEFAULT_CAPS, *spec.cap_add)):
+            args += ["--cap-add", cap]
+    for key, value in spec.env:
+        args += ["--env", f"{key}={value}"]
+    args += ["--entrypoint", "sleep", spec.image, "infinity"]
+    return docker(*args, timeout=120).stdout.strip()
+
+
+def commit(container: str, image: str) -> None:
+    # The entrypoint is ours (`sleep`); reset it so the image stays a plain base image.
+    docker("commit", "--change", 'ENTRYPOINT []', "--change", 'CMD ["bash"]', container, image, timeout=600)
+
+
+def image_exists(name: str) -> bool:
+    return docker("image", "inspect", "--format", "{{.Id}}", name, timeout=30, check=False).returncode == 0
+
+
+def image_id(name: str) -> str:
+    return docker("image", "inspect", "--format", "{{.Id}}", name, timeout=30).stdout.strip()
+
+
+def remove_containers(names: list[str]) -> None:
+    if names:
+        docker("rm", "--force", "--volumes", *names, timeout=120, check=False)
+
+
+def remove_networks(names: list[str]) -> None:
+    if names:
+        docker("network", "rm", *names, timeout=60, check=False)
+
+
+def find(kind: str, filters: dict[str, str]) -> list[dict[str, str]]:
+    """Containers or networks carrying our label, with their labels parsed."""
+    args = ["ps", "--all"] if kind == "container" else ["network", "ls"]
+    args += ["--filter", f"label={LABEL}"]
+    for key, value in filters.items():
+        args += ["--filter", f"label={LABEL}.{key}={value}"]
+    args += ["--format", "{{.Names}}\t{{.Labels}}" if kind == "container" else "{{.Name}}\t{{.Labels}}"]
+    found = []
+    for line in docker(*args, timeout=60).stdout.splitlines():
+        name, _, raw = line.partition("\t")
+        found.append({"name": name, **dict(item.partition("=")[::2] for item in raw.split(",") if item)})
+    return found
+
+
+def _owner_alive(item: dict[str, str]) -> bool:
+    if item.get(f"{LABEL}.machine") != MACHINE:
+        return True  # another machine's engine: not ours to judge
+    try:
+        os.kill(int(item.get(f"{LABEL}.pid", "0")), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def collect_garbage(everything: bool = False) -> tuple[list[str], list[str]]:
+    """Remove what dead opslabs processes left behind (or, with everything, all of it).
+
+    Workshop labs outlive the command that started them, so only `everything` removes them.
+    """
+    def stale(item: dict[str, str]) -> bool:
+        if everything:
+            return True
+        return item.get(f"{LABEL}.kind") != "workshop" and not _owner_alive(item)
+
+    containers = [c["name"] for c in find("container", {}) if stale(c)]
+    remove_containers(containers)
+    networks = [n["name"] for n in find("network", {}) if stale(n)]
+    remove_networks(networks)
+    return containers, networks

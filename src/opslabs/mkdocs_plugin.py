@@ -1,0 +1,64 @@
+"""Thin MkDocs adapter: adds the rendered pages and watches labs/ and macros/ when serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mkdocs.config import config_options
+from mkdocs.config.base import Config
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import BasePlugin
+from mkdocs.structure.files import File, Files
+
+from opslabs.errors import UserError
+from opslabs.load import load_catalog
+from opslabs.render import page_paths, render
+from opslabs.results import DEFAULT_RESULTS, read_results
+
+
+class OpslabsConfig(Config):
+    labs = config_options.Type(str, default="labs")
+    templates = config_options.Type(str, default="macros")
+    results = config_options.Type(str, default=str(DEFAULT_RESULTS))
+
+
+class OpslabsPlugin(BasePlugin[OpslabsConfig]):
+    def on_config(self, config):
+        root = Path(config.config_file_path).parent
+        self.labs_dir = root / self.config.labs
+        self.templates_dir = root / self.config.templates
+        self.results_path = root / self.config.results
+        try:
+            self.catalog = load_catalog(self.labs_dir)
+        except UserError as err:
+            raise PluginError(f"opslabs: the knowledge base is invalid:\n{err}") from None
+        config.nav = navigation(self.catalog, config.nav or [])
+        return config
+
+    def on_files(self, files: Files, config) -> Files:
+        pages = render(self.catalog, self.templates_dir, read_results(self.results_path))
+        for path, text in pages.items():
+            existing = files.get_file_from_path(path)
+            if existing is not None:  # also written to disk by `opslabs render`: ours wins
+                files.remove(existing)
+            files.append(File.generated(config, path, content=text))
+        return files
+
+    def on_serve(self, server, config, builder):
+        for folder in (self.labs_dir, self.templates_dir):
+            server.watch(str(folder))
+        return server
+
+
+def navigation(catalog, extra: list) -> list:
+    """Home, one section per area (its overview, then its guides and labs), then the hand-written pages."""
+    areas = []
+    for area in catalog.areas:
+        section: list = [page_paths(area.id)["area"]]
+        for entry in area.tasks:
+            paths = page_paths(area.id, entry.id)
+            section.append({entry.task.title: paths["guide"]})
+            if entry.task.lab is not None:
+                section.append({f"Lab: {entry.task.title}": paths["lab"]})
+        areas.append({area.area.title: section})
+    return [{"Home": "index.md"}, {"Labs": "labs.md"}, {"Areas": areas}, *extra]

@@ -1,0 +1,192 @@
+"""Collects labs as pytest items: `pytest labs/` runs every lab, one item per step.
+
+A lab's steps share its containers (provisioned in the file node's setup, removed in
+its teardown); under xdist a lab's steps stay on one worker (load-by-file).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from opslabs import engine
+from opslabs.catalog import Catalog, TaskEntry
+from opslabs.errors import EngineUnavailable, ImageUnavailable, OpslabsError, UserError
+from opslabs.load import AREA_FILE, load_catalog
+from opslabs.results import write_results
+from opslabs.runner import LabEnvironment, LabSkipped, StepFailed, run_step, skip_reason
+
+RESULT_KEY = "opslabs"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("opslabs")
+    group.addoption("--opslabs-results", metavar="FILE", default=None, help="write per-lab results as JSON")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config._opslabs_catalogs = {}
+    if config.getoption("opslabs_results"):
+        config.pluginmanager.register(ResultsCollector(Path(config.getoption("opslabs_results"))), "opslabs-results")
+    # A polite kill (SIGTERM) tears down like Ctrl-C does.
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Keep every lab's steps on one worker: they share the lab's containers."""
+    if config.getoption("dist") == "load":
+        from xdist.scheduler import LoadFileScheduling
+
+        return LoadFileScheduling(config, log)
+    return None
+
+
+def is_lab_file(path: Path) -> bool:
+    return path.suffix in (".yaml", ".yml") and path.name != AREA_FILE and path.parent.parent.name == "labs"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if is_lab_file(file_path):
+        return LabFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _catalog(config: pytest.Config, root: Path) -> Catalog | UserError:
+    cache = config._opslabs_catalogs
+    if root not in cache:
+        try:
+            cache[root] = load_catalog(root)
+        except UserError as err:
+            cache[root] = err
+    return cache[root]
+
+
+class LabCollectError(Exception):
+    pass
+
+
+class LabFile(pytest.File):
+    entry: TaskEntry | None = None
+    env: LabEnvironment | None = None
+    failed_step: int | None = None
+
+    def collect(self):
+        catalog = _catalog(self.config, self.path.parent.parent)
+        if isinstance(catalog, UserError):
+            raise LabCollectError(str(catalog))
+        self.entry = next((t for t in catalog.tasks() if t.path.resolve() == self.path.resolve()), None)
+        if self.entry is None or self.entry.task.lab is None:
+            return
+        for index, step in enumerate(self.entry.task.lab.steps):
+            yield StepItem.from_parent(self, name=f"step{index + 1}", index=index, title=step.title)
+
+    def repr_failure(self, excinfo):
+        if excinfo.errisinstance(LabCollectError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def setup(self) -> None:
+        reason = skip_reason(self.entry.task.lab)
+        if reason:
+            pytest.skip(reason)
+        try:
+            engine.collect_garbage()  # what killed runs left behind
+            self.env = LabEnvironment(self.entry).provision()
+        except (EngineUnavailable, ImageUnavailable, LabSkipped) as err:
+            pytest.skip(f"cannot run here: {err}")
+
+    def teardown(self) -> None:
+        if self.env is not None:
+            self.env.teardown()
+            self.env = None
+
+
+class StepItem(pytest.Item):
+    def __init__(self, *, index: int, title: str, **kwargs):
+        super().__init__(**kwargs)
+        self.index, self.title = index, title
+        entry = self.parent.entry
+        self.user_properties.append((RESULT_KEY, json.dumps({"lab": entry.id, "area": entry.area_id, "step": index + 1, "title": title})))
+
+    def runtest(self) -> None:
+        lab_file: LabFile = self.parent
+        if lab_file.failed_step is not None:
+            pytest.skip(f"step {lab_file.failed_step} failed, so this step cannot run")
+        try:
+            result = run_step(lab_file.env, self.index)
+        except StepFailed as err:
+            lab_file.failed_step = self.index + 1
+            self._record(err.result.as_dict())
+            raise
+        except OpslabsError:
+            lab_file.failed_step = self.index + 1
+            raise
+        self._record(result.as_dict())
+
+    def _record(self, step: dict) -> None:
+        self.user_properties.append((RESULT_KEY + ".step", json.dumps(step)))
+
+    def repr_failure(self, excinfo, style=None):
+        if excinfo.errisinstance((StepFailed, OpslabsError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        line = self.parent.entry.line_of("lab", "steps", self.index) if self.parent.entry else 1
+        return self.path, line - 1, f"{self.parent.entry.id} step {self.index + 1}: {self.title}"
+
+
+class ResultsCollector:
+    """Turns the reports (also those from xdist workers) into the results JSON."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.labs: dict[str, dict] = {}
+        self.started = time.time()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        if RESULT_KEY not in props:
+            return
+        meta = json.loads(props[RESULT_KEY])
+        lab = self.labs.setdefault(meta["lab"], {"id": meta["lab"], "area": meta["area"], "status": "passed", "reason": "", "duration": 0.0, "steps": {}})
+        lab["duration"] += report.duration
+        step = lab["steps"].setdefault(meta["step"], {"index": meta["step"], "title": meta["title"], "status": "passed", "message": "", "checks": []})
+        if RESULT_KEY + ".step" in props:
+            step.update(json.loads(props[RESULT_KEY + ".step"]))
+        if report.failed:
+            step["status"] = "failed"
+            step["message"] = step["message"] or str(report.longrepr)[-2000:]
+            lab["status"] = "failed"
+            lab["reason"] = lab["reason"] or f"step {meta['step']} failed ({report.when})"
+        elif report.skipped and report.when != "teardown" and step["status"] != "failed":
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            step["status"], step["message"] = "skipped", reason.removeprefix("Skipped: ")
+            if lab["status"] == "passed" and all(s["status"] == "skipped" for s in lab["steps"].values()):
+                lab["status"], lab["reason"] = "skipped", step["message"]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(session.config, "workerinput"):
+            return  # the controller writes the file
+        finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        labs = []
+        for lab in self.labs.values():
+            lab["duration"] = round(lab["duration"], 2)
+            lab["finished"] = finished
+            lab["steps"] = [lab["steps"][k] for k in sorted(lab["steps"])]
+            labs.append(lab)
+        counts = {s: sum(1 for lab in labs if lab["status"] == s) for s in ("passed", "failed", "skipped")}
+        write_results(self.path, sorted(labs, key=lambda lab: lab["id"]), {
+            "generated": finished, "duration": round(time.time() - self.started, 2), "summary": counts,
+        })

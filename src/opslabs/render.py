@@ -1,0 +1,90 @@
+"""Model -> Markdown pages. A pure function: same catalog and results, same pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from opslabs.catalog import Catalog
+from opslabs.model import CHECK_KINDS, check_kind
+
+TEMPLATES = {"home": "home.md.j2", "area": "area.md.j2", "guide": "guide.md.j2", "lab": "lab.md.j2", "labs": "labs.md.j2"}
+
+
+def environment(templates_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # Markdown, not HTML
+    )
+    env.filters["check_kind"] = check_kind
+    env.filters["fence"] = fence
+    return env
+
+
+def fence(code: str, language: str = "bash") -> str:
+    """A fenced code block that survives backticks inside the code."""
+    ticks = "```"
+    while ticks in code:
+        ticks += "`"
+    return f"{ticks}{language}\n{code.rstrip()}\n{ticks}"
+
+
+def page_paths(area_id: str, task_id: str | None = None) -> dict[str, str]:
+    if task_id is None:
+        return {"area": f"{area_id}/index.md"}
+    return {"guide": f"{area_id}/{task_id}/index.md", "lab": f"{area_id}/{task_id}/lab.md"}
+
+
+def lab_status(result: dict[str, Any] | None) -> dict[str, str]:
+    """What a lab page says about its last verification."""
+    if not result:
+        return {"state": "unverified", "text": "Not verified yet"}
+    when = str(result.get("finished", ""))[:10]
+    seconds = round(float(result.get("duration", 0)))
+    status = result.get("status")
+    if status == "passed":
+        return {"state": "passed", "text": f"Verified: passed on {when} in {seconds} s"}
+    if status == "failed":
+        return {"state": "failed", "text": f"Verification failed on {when}"}
+    return {"state": "skipped", "text": f"Not verified: {result.get('reason') or 'skipped'}"}
+
+
+def render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+    """Render every page; returns {path relative to docs/: markdown}."""
+    env = environment(Path(templates_dir))
+    results = results or {}
+    pages: dict[str, str] = {}
+    common = {"catalog": catalog, "page_paths": page_paths, "check_kinds": list(CHECK_KINDS)}
+    pages["index.md"] = env.get_template(TEMPLATES["home"]).render(**common)
+    labs = [(t, lab_status(results.get(t.id))) for t in catalog.labs()]
+    pages["labs.md"] = env.get_template(TEMPLATES["labs"]).render(labs=labs, **common)
+    for area in catalog.areas:
+        pages[page_paths(area.id)["area"]] = env.get_template(TEMPLATES["area"]).render(area=area, **common)
+        for entry in area.tasks:
+            paths = page_paths(area.id, entry.id)
+            pages[paths["guide"]] = env.get_template(TEMPLATES["guide"]).render(area=area, entry=entry, task=entry.task, **common)
+            if entry.task.lab is not None:
+                status = lab_status(results.get(entry.id))
+                pages[paths["lab"]] = env.get_template(TEMPLATES["lab"]).render(
+                    area=area, entry=entry, task=entry.task, lab=entry.task.lab, status=status, **common
+                )
+    return pages
+
+
+def write_pages(pages: dict[str, str], out_dir: Path) -> list[Path]:
+    """Write rendered pages below out_dir; only files whose content changed are touched."""
+    written = []
+    for rel, text in sorted(pages.items()):
+        target = Path(out_dir) / rel
+        if target.exists() and target.read_text(encoding="utf-8") == text:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+    return written

@@ -1,0 +1,228 @@
+"""The verification protocol: provision a lab's hosts, then per step pre-check,
+solution, post-check and (opt-in) idempotence. Returns plain result objects."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+
+from opslabs import engine, images
+from opslabs.catalog import TaskEntry
+from opslabs.checks import evaluate
+from opslabs.errors import OpslabsError
+from opslabs.model import Host, Lab, Step, check_kind
+from opslabs.session import CommandTimeout, Session, SessionError
+from opslabs.testinfra_backend import testinfra_host
+
+START_TIMEOUT = 180
+UNAVAILABLE_REQUIREMENTS = {
+    "kubernetes": "needs a Kubernetes cluster, which plain containers do not provide",
+    "systemd": "needs systemd as PID 1, which opslabs containers do not run",
+}
+
+
+class LabSkipped(OpslabsError):
+    """The lab cannot run here; the reason says why. Never counted as passed."""
+
+
+class LabError(OpslabsError):
+    """Provisioning failed (a host's setup or start command): the lab is broken."""
+
+
+@dataclass
+class CheckResult:
+    index: int
+    kind: str
+    host: str
+    description: str
+    message: str
+    passed: bool
+    expected: str = ""
+    actual: str = ""
+
+
+@dataclass
+class StepResult:
+    index: int
+    title: str
+    status: str = "passed"  # passed | failed | skipped
+    message: str = ""
+    duration: float = 0.0
+    checks: list[CheckResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class StepFailed(OpslabsError):
+    def __init__(self, result: StepResult):
+        self.result = result
+        super().__init__(result.message)
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(4)
+
+
+def skip_reason(lab: Lab) -> str | None:
+    for requirement in lab.requires:
+        if requirement in UNAVAILABLE_REQUIREMENTS:
+            return f"requires {requirement}: {UNAVAILABLE_REQUIREMENTS[requirement]}"
+    return None
+
+
+class LabEnvironment:
+    """A lab's network and hosts, each with a persistent session. Always torn down."""
+
+    def __init__(self, entry: TaskEntry, kind: str = "run", run_id: str | None = None):
+        assert entry.task.lab is not None
+        self.entry, self.lab, self.kind = entry, entry.task.lab, kind
+        self.run_id = run_id or new_run_id()
+        self.network = f"opslabs-{entry.id}-{self.run_id}"
+        self.sessions: dict[str, Session] = {}
+        self.containers: dict[str, str] = {}
+        self.built: list[str] = []  # hosts whose setup layer had to be built (cache miss)
+
+    def container_name(self, host: str) -> str:
+        return f"{self.network}-{host}"
+
+    def provision(self) -> "LabEnvironment":
+        reason = skip_reason(self.lab)
+        if reason:
+            raise LabSkipped(reason)
+        try:
+            boot_images = {}
+            for name, host in self.lab.hosts.items():
+                boot_images[name], built = images.setup_image(host, name, self.entry.id, self.run_id)
+                if built:
+                    self.built.append(name)
+            engine.create_network(self.network, engine.labels(self.kind, self.run_id, self.entry.id))
+            for name, host in self.lab.hosts.items():
+                self.containers[name] = self.container_name(name)
+                engine.run_container(self._spec(name, host, boot_images[name]))
+            for name, host in self.lab.hosts.items():
+                self.sessions[name] = Session(self.containers[name], env=host.env)
+                self._start(name, host)
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def _spec(self, name: str, host: Host, image: str) -> engine.ContainerSpec:
+        return engine.ContainerSpec(
+            name=self.containers[name], image=image, hostname=name, network=self.network,
+            labels=engine.labels(self.kind, self.run_id, self.entry.id, name),
+            memory=host.memory, pids=host.pids, cap_add=tuple(host.cap_add),
+            privileged=host.privileged, env=tuple(host.env.items()),
+        )
+
+    def _start(self, name: str, host: Host) -> None:
+        for command in host.start:
+            try:
+                result = self.sessions[name].run(command, timeout=START_TIMEOUT, strict=True)
+            except SessionError as err:
+                raise LabError(f"lab {self.entry.id}: start command on host {name!r} failed: {err}\n  command: {command}") from None
+            if not result.succeeded:
+                raise LabError(
+                    f"lab {self.entry.id}: start command on host {name!r} exited with {result.exit_status}\n"
+                    f"  command: {command}\n  last output:\n{indent(result.tail())}"
+                )
+
+    def host(self, name: str):
+        return testinfra_host(self.session(name), name)
+
+    def session(self, name: str) -> Session:
+        session = self.sessions.get(name)
+        if session is None or not session.alive:  # a timeout kills the shell: open a fresh one
+            session = self.sessions[name] = Session(self.containers[name], env=self.lab.hosts[name].env)
+        return session
+
+    def teardown(self) -> None:
+        for session in self.sessions.values():
+            session.close(kill=True)
+        self.sessions.clear()
+        engine.remove_containers([self.container_name(h) for h in self.lab.hosts])
+        engine.remove_networks([self.network])
+
+    def __enter__(self) -> "LabEnvironment":
+        return self.provision()
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines()) or prefix + "(no output)"
+
+
+def run_checks(env: LabEnvironment, step: Step, with_retries: bool = True) -> list[CheckResult]:
+    results = []
+    for i, check in enumerate(step.checks, start=1):
+        outcome = evaluate(env.host(check.host), check, with_retries=with_retries)
+        results.append(CheckResult(i, check_kind(check), check.host, check.describe(), check.message or "",
+                                   outcome.passed, outcome.expected, outcome.actual))
+    return results
+
+
+def run_solution(env: LabEnvironment, step: Step, where: str) -> None:
+    """Run the step's solution commands under `set -eu`; raise StepFailed-ready text on failure."""
+    for command in step.solution:
+        try:
+            result = env.session(command.host).run(command.run, timeout=step.timeout, strict=True)
+        except CommandTimeout as err:
+            output = (err.stdout + err.stderr).decode("utf-8", "replace").strip().splitlines()[-10:]
+            raise _SolutionError(
+                f"{where}: the solution on host {command.host!r} did not finish within {step.timeout} s\n"
+                f"  command:\n{indent(command.run.strip(), '    | ')}\n  last output:\n{indent(chr(10).join(output))}"
+            ) from None
+        if not result.succeeded:
+            raise _SolutionError(
+                f"{where}: the solution on host {command.host!r} exited with {result.exit_status}\n"
+                f"  command:\n{indent(command.run.strip(), '    | ')}\n  last output:\n{indent(result.tail())}"
+            )
+
+
+class _SolutionError(Exception):
+    pass
+
+
+def describe_check_failure(where: str, check: CheckResult, phase: str) -> str:
+    text = f"{where}: check {check.index} ({check.kind} on host {check.host!r}) {phase}\n    {check.description}"
+    if check.message:
+        text += f"\n    message: {check.message}"
+    return text + f"\n    expected: {check.expected}\n    actual:   {check.actual}"
+
+
+def run_step(env: LabEnvironment, index: int) -> StepResult:
+    """The protocol for one step. Raises StepFailed with a message that names lab, step, host and check."""
+    step = env.lab.steps[index]
+    where = f"lab {env.entry.id}, step {index + 1} ({step.title})"
+    result = StepResult(index + 1, step.title)
+    started = time.monotonic()
+    try:
+        if step.precheck:
+            before = run_checks(env, step, with_retries=False)
+            proving_nothing = [c for c, spec in zip(before, step.checks) if c.passed and spec.precheck]
+            if proving_nothing:
+                result.checks = before
+                fail(result, "\n".join(describe_check_failure(where, c, "already passes before the solution, so it proves nothing") for c in proving_nothing))
+        rounds = 2 if env.lab.idempotent else 1
+        for round_number in range(rounds):
+            label = where if round_number == 0 else f"{where}, second run (idempotence)"
+            try:
+                run_solution(env, step, label)
+            except _SolutionError as err:
+                fail(result, str(err))
+            result.checks = run_checks(env, step)
+            failed = [c for c in result.checks if not c.passed]
+            if failed:
+                fail(result, "\n".join(describe_check_failure(label, c, "failed after the solution") for c in failed))
+    finally:
+        result.duration = round(time.monotonic() - started, 3)
+    return result
+
+
+def fail(result: StepResult, message: str) -> None:
+    result.status, result.message = "failed", message
+    raise StepFailed(result)

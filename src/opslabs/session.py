@@ -1,0 +1,180 @@
+"""One persistent shell per host, like a learner's terminal.
+
+A `docker exec -i` process runs a shell; each command is sent base64-encoded and
+followed by a marker carrying its exit code, so `cd`, variables and functions carry
+over between commands while every command still gets its own exit code, stdout,
+stderr and timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import queue
+import secrets
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+from opslabs.errors import OpslabsError
+
+DEFAULT_TIMEOUT = 300.0
+SESSION_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LANG": "C.UTF-8", "PAGER": "cat", "TERM": "dumb"}
+# bash where the image has it (a learner's shell), else POSIX sh.
+SHELL_BOOTSTRAP = "command -v bash >/dev/null 2>&1 && exec bash --noprofile --norc; exec sh"
+
+
+class SessionError(OpslabsError):
+    pass
+
+
+class CommandTimeout(SessionError):
+    def __init__(self, command: str, timeout: float, stdout: bytes, stderr: bytes):
+        self.command, self.timeout = command, timeout
+        self.stdout, self.stderr = stdout, stderr
+        super().__init__(f"command did not finish within {timeout:g} s")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout_bytes: bytes
+    stderr_bytes: bytes
+    duration: float
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_bytes.decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_bytes.decode("utf-8", "replace")
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_status == 0
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of output, stderr after stdout, for failure messages."""
+        text = "\n".join(part.rstrip() for part in (self.stdout, self.stderr) if part.strip())
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class _Reader(threading.Thread):
+    """Moves a pipe's bytes into a queue so reads can time out."""
+
+    def __init__(self, pipe):
+        super().__init__(daemon=True)
+        self.pipe, self.chunks = pipe, queue.Queue()
+
+    def run(self) -> None:
+        try:
+            while chunk := self.pipe.read1(65536):
+                self.chunks.put(chunk)
+        except (OSError, ValueError):  # the pipe was closed under us
+            pass
+        self.chunks.put(b"")  # EOF
+
+
+class Session:
+    def __init__(self, container: str, env: dict[str, str] | None = None, user: str | None = None):
+        self.container = container
+        args = ["docker", "exec", "--interactive"]
+        for key, value in {**SESSION_ENV, **(env or {})}.items():
+            args += ["--env", f"{key}={value}"]
+        if user:
+            args += ["--user", user]
+        args += [container, "sh", "-c", SHELL_BOOTSTRAP]
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._out, self._err = _Reader(self._proc.stdout), _Reader(self._proc.stderr)
+        self._out.start()
+        self._err.start()
+        self._lock = threading.Lock()
+        self.alive = True
+
+    def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, subshell: bool = False, strict: bool = False) -> CommandResult:
+        """Run one command in the shell; `subshell` keeps it from changing the shell's state,
+        `strict` runs it under `set -eu` (implies a subshell, so a failure cannot end the session)."""
+        if not self.alive:
+            raise SessionError(f"the shell on {self.container} has ended")
+        token = secrets.token_hex(8)
+        encoded = base64.b64encode(command.encode("utf-8")).decode("ascii")
+        body = '__opslabs_cmd=$(printf %s ' + encoded + ' | base64 -d)'
+        if strict:
+            run = '(set -eu; eval "$__opslabs_cmd") </dev/null'
+        elif subshell:
+            run = '(eval "$__opslabs_cmd") </dev/null'
+        else:
+            run = 'eval "$__opslabs_cmd" </dev/null'
+        line = f"{body}; {run}; __opslabs_rc=$?; printf '\\n{token} %d\\n' \"$__opslabs_rc\"; printf '\\n{token}\\n' >&2\n"
+        start = time.monotonic()
+        with self._lock:
+            try:
+                self._proc.stdin.write(line.encode("ascii"))
+                self._proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                self.alive = False
+                raise SessionError(f"the shell on {self.container} has ended") from None
+            stdout, stderr, rc = self._collect(token.encode(), command, start + timeout, timeout)
+        return CommandResult(command, rc, stdout, stderr, time.monotonic() - start)
+
+    def _collect(self, token: bytes, command: str, deadline: float, timeout: float) -> tuple[bytes, bytes, int]:
+        out, err = bytearray(), bytearray()
+        out_marker, err_marker = b"\n" + token + b" ", b"\n" + token + b"\n"
+        rc: int | None = None
+        err_done = False
+        while rc is None or not err_done:
+            if rc is None:
+                rc = self._drain(self._out, out, out_marker, deadline, command, err, timeout)
+                continue
+            err_done = self._drain(self._err, err, err_marker, deadline, command, out, timeout) is not None
+        out_text = bytes(out[: out.index(out_marker)])
+        err_text = bytes(err[: err.index(err_marker)])
+        return out_text, err_text, rc
+
+    def _drain(self, reader: _Reader, buffer: bytearray, marker: bytes, deadline: float, command: str, other: bytearray, timeout: float) -> int | None:
+        """Read one chunk; return the exit code (or 0 for stderr) once the marker is complete."""
+        position = buffer.find(marker)
+        if position >= 0:
+            if marker.endswith(b"\n"):  # the stderr marker carries no exit code
+                return 0
+            end = buffer.find(b"\n", position + len(marker))
+            if end >= 0:
+                return int(bytes(buffer[position + len(marker): end]))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            self.close(kill=True)
+            raise CommandTimeout(command, timeout, bytes(buffer), bytes(other))
+        try:
+            chunk = reader.chunks.get(timeout=min(remaining, 1.0))
+        except queue.Empty:
+            return None
+        if chunk == b"":
+            self.alive = False
+            raise SessionError(f"the shell on {self.container} ended while running a command (did it call `exit`?)")
+        buffer += chunk
+        return None
+
+    def close(self, kill: bool = False) -> None:
+        self.alive = False
+        if self._proc.poll() is None:
+            try:
+                if kill:
+                    self._proc.kill()
+                else:
+                    self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
