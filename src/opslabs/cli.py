@@ -37,7 +37,7 @@ class Group(click.Group):
         except Exception as err:  # a bug: say so briefly; OPSLABS_DEBUG=1 shows the traceback
             if os.environ.get("OPSLABS_DEBUG"):
                 raise
-            _fail(f"internal error: {type(err).__name__}: {err} (set OPSLABS_DEBUG=1 for details)", 3)
+            _fail(f"internal error: {type(err).__name__}: {str(err)[:300]} (set OPSLABS_DEBUG=1 for details)", 3)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -150,7 +150,7 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     engine.ensure_engine()
     results = results or DEFAULT_RESULTS
     args = [str(t.path) for t in chosen]
-    args += ["-p", "opslabs.pytest_plugin", "--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
+    args += ["--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
              "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short"]
     args += ["-q"] if quiet else ["-v"]
     if jobs > 1 and len(chosen) > 1:
