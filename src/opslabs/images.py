@@ -109,6 +109,7 @@ def bootstrap(name: str, suite: str) -> None:
             f"deb http://deb.debian.org/debian-security {suite}-security main\n"
         )
         (root / "etc/dpkg/dpkg.cfg.d/opslabs-slim").write_text(SLIM_DPKG_CONFIG)
+        extra_env = _carry_host_certificates(root)
         (root / "etc/apt/apt.conf.d/opslabs-clean").write_text(APT_CLEAN_CONFIG)
         for folder in ("var/lib/apt/lists", "var/cache/apt/archives", "usr/share/doc", "usr/share/man"):
             shutil.rmtree(root / folder, ignore_errors=True)
@@ -116,6 +117,7 @@ def bootstrap(name: str, suite: str) -> None:
         tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
         imported = subprocess.run(
             ["docker", "import", "--change", 'CMD ["bash"]', "--change", "ENV LANG=C.UTF-8",
+             *[arg for env in extra_env for arg in ("--change", f"ENV {env}")],
              "--message", f"opslabs debootstrap {suite} from {mirror}", "-", name],
             stdin=tar.stdout, capture_output=True, timeout=600,
         )
@@ -123,6 +125,47 @@ def bootstrap(name: str, suite: str) -> None:
         tar.wait()
         if imported.returncode != 0:
             raise ImageUnavailable(f"docker import of {name!r} failed: {imported.stderr.decode('utf-8', 'replace')[-400:]}")
+
+
+HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+DISTRO_CERTS = Path("/usr/share/ca-certificates")
+EXTRA_CERT_NAME = "opslabs-host-extra.crt"
+
+
+def _pem_blocks(text: str) -> list[str]:
+    blocks, current = [], []
+    for line in text.splitlines():
+        if "BEGIN CERTIFICATE" in line:
+            current = [line]
+        elif current:
+            current.append(line)
+            if "END CERTIFICATE" in line:
+                blocks.append("\n".join(current) + "\n")
+                current = []
+    return blocks
+
+
+def host_extra_certificates() -> list[str]:
+    """CAs this machine trusts beyond the distribution's set, e.g. a TLS-intercepting proxy's."""
+    try:
+        trusted = _pem_blocks(HOST_BUNDLE.read_text())
+    except OSError:
+        return []
+    distro = {block for path in DISTRO_CERTS.rglob("*.crt") for block in _pem_blocks(path.read_text(errors="replace"))}
+    return [block for block in trusted if block not in distro]
+
+
+def _carry_host_certificates(root: Path) -> list[str]:
+    """Behind a TLS-intercepting proxy, containers must trust what the host trusts to reach
+    PyPI and npm. The cert joins the image's bundle whenever a lab installs ca-certificates."""
+    extra = host_extra_certificates()
+    if not extra:
+        return []
+    target = root / "usr/local/share/ca-certificates" / EXTRA_CERT_NAME
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(extra))
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    return [f"PIP_CERT={bundle}", f"REQUESTS_CA_BUNDLE={bundle}", f"NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/{EXTRA_CERT_NAME}"]
 
 
 def setup_key(host: Host) -> str:
