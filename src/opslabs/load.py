@@ -116,9 +116,32 @@ def _describe_error(err: dict, model_fields: set[str]) -> str:
         return f"expected text matching {pattern}, got {err['input']!r}"
     if kind == "literal_error":
         return f"expected {err['ctx']['expected']}, got {err['input']!r}"
-    message = err["msg"]
-    message = message[0].lower() + message[1:]
-    return f"{message}, got {type(err['input']).__name__} {_short(err['input'])}"
+    expected = EXPECTED_TYPES.get(kind)
+    if expected is None:
+        message = err["msg"]
+        expected = message[0].lower() + message[1:]
+    return f"{expected}, got {_yaml_type(err['input'])} {_short(err['input'])}"
+
+
+EXPECTED_TYPES = {
+    "string_type": "expected text",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+}
+
+
+def _yaml_type(value: Any) -> str:
+    names = {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", int: "a number", float: "a number", type(None): "nothing"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _short(value: Any) -> str:

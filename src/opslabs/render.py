@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,13 @@ def environment(templates_dir: Path) -> jinja2.Environment:
     )
     env.filters["check_kind"] = check_kind
     env.filters["fence"] = fence
+    env.filters["yaml_string"] = lambda text: json.dumps(str(text), ensure_ascii=False)
+    env.globals["plural"] = plural
     return env
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def fence(code: str, language: str = "bash") -> str:

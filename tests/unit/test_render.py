@@ -1,0 +1,69 @@
+"""Golden-file tests for the renderer. Regenerate after an intended change with:
+OPSLABS_UPDATE_GOLDEN=1 pytest tests/unit/test_render.py"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from opslabs.load import load_catalog
+from opslabs.render import lab_status, render, write_pages
+
+HERE = Path(__file__).parent
+GOLDEN = HERE / "golden"
+RESULTS = {"hello-lab": {"id": "hello-lab", "status": "passed", "duration": 41.6, "finished": "2026-11-27T10:00:00+00:00"}}
+
+
+@pytest.fixture(scope="module")
+def pages(repo):
+    catalog = load_catalog(HERE / "fixtures" / "labs")
+    return render(catalog, repo / "macros", RESULTS)
+
+
+def test_renders_the_expected_set_of_pages(pages):
+    assert sorted(pages) == [
+        "demo/hello-lab/index.md", "demo/hello-lab/lab.md", "demo/index.md",
+        "demo/plain-guide/index.md", "index.md", "labs.md",
+    ]
+
+
+@pytest.mark.parametrize("page", [
+    "index.md", "labs.md", "demo/index.md", "demo/hello-lab/index.md", "demo/hello-lab/lab.md", "demo/plain-guide/index.md",
+])
+def test_page_matches_golden_file(pages, page):
+    golden = GOLDEN / page.replace("/", "__")
+    if os.environ.get("OPSLABS_UPDATE_GOLDEN"):
+        golden.write_text(pages[page], encoding="utf-8")
+    assert pages[page] == golden.read_text(encoding="utf-8"), f"{page} differs from {golden}"
+
+
+def test_rendering_is_pure(repo, pages):
+    again = render(load_catalog(HERE / "fixtures" / "labs"), repo / "macros", RESULTS)
+    assert again == pages
+
+
+def test_lab_page_shows_status_commands_checks_and_folded_hints(pages):
+    lab = pages["demo/hello-lab/lab.md"]
+    assert '!!! success "Verified: passed on 2026-11-27 in 42 s"' in lab
+    assert "opslabs start hello-lab" in lab and "opslabs check hello-lab" in lab
+    assert "**web** · http — `http://localhost/` answers 200 and its body contains `hello`" in lab
+    assert '??? tip "Hint"' in lab
+    assert "    ```bash\n    echo hello > /var/www/html/index.html\n    ```" in lab
+
+
+def test_status_texts():
+    assert lab_status(None)["text"] == "Not verified yet"
+    assert lab_status({"status": "failed", "finished": "2026-01-02T00:00:00"})["text"] == "Verification failed on 2026-01-02"
+    assert lab_status({"status": "skipped", "reason": "requires kubernetes"})["text"] == "Not verified: requires kubernetes"
+
+
+def test_unverified_lab_says_so(repo):
+    pages = render(load_catalog(HERE / "fixtures" / "labs"), repo / "macros", {})
+    assert '!!! info "Not verified yet"' in pages["demo/hello-lab/lab.md"]
+
+
+def test_write_pages_only_touches_changed_files(tmp_path, pages):
+    assert len(write_pages(pages, tmp_path)) == len(pages)
+    assert write_pages(pages, tmp_path) == []
+    changed = {**pages, "index.md": pages["index.md"] + "\n"}
+    assert write_pages(changed, tmp_path) == [tmp_path / "index.md"]
