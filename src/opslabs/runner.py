@@ -13,7 +13,7 @@ from opslabs.checks import evaluate
 from opslabs.errors import OpslabsError
 from opslabs.model import Host, Lab, Step, check_kind
 from opslabs.session import CommandTimeout, Session, SessionError
-from opslabs.testinfra_backend import testinfra_host
+from opslabs.testinfra_backend import session_host
 
 START_TIMEOUT = 180
 UNAVAILABLE_REQUIREMENTS = {
@@ -130,7 +130,7 @@ class LabEnvironment:
                 )
 
     def host(self, name: str):
-        return testinfra_host(self.session(name), name)
+        return session_host(self.session(name), name)
 
     def session(self, name: str) -> Session:
         session = self.sessions.get(name)
@@ -191,6 +191,8 @@ def describe_check_failure(where: str, check: CheckResult, phase: str) -> str:
     text = f"{where}: check {check.index} ({check.kind} on host {check.host!r}) {phase}\n    {check.description}"
     if check.message:
         text += f"\n    message: {check.message}"
+    if check.passed:  # proving nothing: there is no expected/actual difference to show
+        return text
     return text + f"\n    expected: {check.expected}\n    actual:   {check.actual}"
 
 

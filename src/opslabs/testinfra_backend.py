@@ -34,7 +34,7 @@ class SessionBackend(BaseBackend):
         return "utf-8"
 
 
-def testinfra_host(session: Session, hostname: str) -> testinfra.host.Host:
+def session_host(session: Session, hostname: str) -> testinfra.host.Host:
     backend = SessionBackend(session, hostname)
     host = testinfra.host.Host(backend)
     backend.set_host(host)

@@ -1,0 +1,54 @@
+"""The real site builds strictly, with a page per area and per task guide."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from opslabs.load import load_catalog
+
+MKDOCS = [sys.executable, "-m", "mkdocs"]
+
+
+@pytest.fixture(scope="module")
+def built_site(repo, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    proc = subprocess.run([*MKDOCS, "build", "--strict", "--site-dir", str(out)], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_every_area_and_guide_has_a_page(repo, built_site):
+    catalog = load_catalog(repo / "labs")
+    for area in catalog.areas:
+        assert (built_site / area.id / "index.html").is_file(), area.id
+        for entry in area.tasks:
+            assert (built_site / area.id / entry.id / "index.html").is_file(), entry.id
+            if entry.task.lab:
+                assert (built_site / area.id / entry.id / "lab" / "index.html").is_file(), entry.id
+
+
+def test_home_page_lists_every_area(repo, built_site):
+    home = (built_site / "index.html").read_text()
+    for area in load_catalog(repo / "labs").areas:
+        assert f'href="{area.id}/"' in home, area.id
+
+
+def test_search_index_and_tags_page_exist(built_site):
+    assert (built_site / "search" / "search_index.json").is_file()
+    assert "material/tags" not in (built_site / "tags" / "index.html").read_text()
+
+
+def test_invalid_yaml_fails_the_build_with_the_loader_message(repo, tmp_path):
+    shutil.copy(repo / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    shutil.copytree(repo / "macros", tmp_path / "macros")
+    shutil.copytree(repo / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("index.md", "labs.md"))
+    area = tmp_path / "labs" / "web"
+    area.mkdir(parents=True)
+    (area / "area.yaml").write_text("id: web\ntitle: Web\norder: 1\nsummary: s\noverview: o\ncolor: blue\n")
+    proc = subprocess.run([*MKDOCS, "build", "--strict"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "labs/web/area.yaml:6:1: color: unknown key" in proc.stderr
+    assert "Traceback" not in proc.stderr
