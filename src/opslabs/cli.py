@@ -240,3 +240,208 @@ def schema(out: Path) -> None:
 
     for path in write_schemas(out):
         click.echo(f"wrote {path}")
+
+
+# --- workshop: what a learner types ---------------------------------------
+
+
+def _lab(ctx: click.Context, lab_id: str):
+    entry = _catalog(ctx).find_lab(lab_id)
+    if entry is None:
+        raise UserError(f"unknown lab {lab_id!r}; `opslabs list` shows the labs")
+    return entry
+
+
+def _say(message: str) -> None:
+    click.secho(f"  … {message}", dim=True, err=True)
+
+
+def _show_step(entry, number: int) -> None:
+    step = entry.task.lab.steps[number - 1]
+    click.secho(f"\nStep {number} of {len(entry.task.lab.steps)}: {step.title}", bold=True)
+    if step.text.strip():
+        click.echo(step.text.strip())
+
+
+def _show_report(entry, report, progress) -> None:
+    for check in report.checks:
+        mark = click.style("✔ passed", fg="green") if check.passed else click.style("✘ failed", fg="red")
+        click.echo(f"  {mark}  [{check.host}] {check.description}")
+        if not check.passed:
+            if check.message:
+                click.echo(f"           {check.message}")
+            if check.expected != check.description:
+                click.echo(click.style(f"           expected: {check.expected}", dim=True))
+            click.echo(click.style(f"           found:    {check.actual}", dim=True))
+    step = entry.task.lab.steps[report.step - 1]
+    if report.passed:
+        click.secho(f"\nStep {report.step} done.", fg="green", bold=True)
+        if progress.current is None:
+            click.secho(f"Every step of {entry.id} is done. Well done! `opslabs stop {entry.id}` removes the lab.", fg="green")
+        else:
+            _show_step(entry, progress.current)
+    else:
+        click.secho(f"\nStep {report.step} is not done yet.", fg="yellow", bold=True)
+        for hint in step.hints:
+            click.echo(f"  hint: {hint.strip()}")
+        click.echo(f"  Stuck? `opslabs solve {entry.id}` applies the reference solution.")
+
+
+@main.command()
+@click.argument("lab")
+@click.pass_context
+def start(ctx: click.Context, lab: str) -> None:
+    """Start a lab: boot its hosts (from the setup cache) and show the first step.
+
+    \b
+    Example:
+      opslabs start nginx-load-balancer
+    """
+    import time
+
+    from opslabs import workshop
+
+    entry = _lab(ctx, lab)
+    started = time.monotonic()
+    env = workshop.start(entry, _say)
+    hosts = ", ".join(env.lab.hosts)
+    click.secho(f"Lab {entry.id} is running ({hosts}), started in {time.monotonic() - started:.1f} s.", fg="green", bold=True)
+    click.echo(f"Objectives:")
+    for objective in entry.task.lab.objectives:
+        click.echo(f"  - {objective}")
+    _show_step(entry, 1)
+    click.echo(f"\nNext: `opslabs shell {entry.id}{' HOST' if len(env.lab.hosts) > 1 else ''}` to work, `opslabs check {entry.id}` when you think you are done.")
+
+
+@main.command()
+@click.argument("lab")
+@click.argument("host", required=False)
+@click.pass_context
+def shell(ctx: click.Context, lab: str, host: str | None) -> None:
+    """Open an interactive shell in a host of a running lab (bash where the image has it).
+
+    \b
+    Examples:
+      opslabs shell nginx-load-balancer        the first host
+      opslabs shell nginx-load-balancer web1
+    """
+    from opslabs import workshop
+
+    command = workshop.shell_command(_lab(ctx, lab), host)
+    os.execvp(command[0], command)
+
+
+@main.command()
+@click.argument("lab")
+@click.option("--step", type=int, default=None, help="Check this step instead of the current one.")
+@click.pass_context
+def check(ctx: click.Context, lab: str, step: int | None) -> None:
+    """Am I done? Run the current step's checks against your live hosts.
+
+    Exits 0 when the step passes and 1 when it does not, so it can be scripted.
+
+    \b
+    Example:
+      opslabs check nginx-load-balancer && echo "on to the next step"
+    """
+    from opslabs import workshop
+
+    entry = _lab(ctx, lab)
+    report, progress = workshop.check(entry, step)
+    _show_report(entry, report, progress)
+    sys.exit(0 if report.passed else 1)
+
+
+@main.command()
+@click.argument("lab")
+@click.option("--step", type=int, default=None, help="Solve this step instead of the current one.")
+@click.pass_context
+def solve(ctx: click.Context, lab: str, step: int | None) -> None:
+    """Apply the reference solution of the current step (for when you are stuck).
+
+    \b
+    Example:
+      opslabs solve nginx-load-balancer --step 1
+    """
+    from opslabs import workshop
+
+    entry = _lab(ctx, lab)
+    report, progress = workshop.solve(entry, step)
+    click.echo(f"Applied the solution of step {report.step}.")
+    _show_report(entry, report, progress)
+    sys.exit(0 if report.passed else 1)
+
+
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """List the running labs with their progress.
+
+    \b
+    Example:
+      opslabs status
+    """
+    from opslabs import engine as docker_engine
+    from opslabs import workshop
+
+    docker_engine.ensure_engine()
+    running = workshop.status()
+    if not running:
+        click.echo("No lab is running. `opslabs list` shows the labs, `opslabs start LAB` starts one.")
+        return
+    catalog = _catalog(ctx)
+    for item in running:
+        entry = catalog.find_lab(item["lab"])
+        if entry is None:
+            click.echo(f"{item['lab']:<34} (no longer in the knowledge base; `opslabs stop {item['lab']}`)")
+            continue
+        env = workshop.attach(entry)
+        try:
+            progress = workshop.load_progress(env)
+        finally:
+            env.close_sessions()
+        current = f"step {progress.current}" if progress.current else "complete"
+        click.echo(f"{entry.id:<34} {len(progress.done)}/{progress.total} steps done, now: {current:<9} hosts: {', '.join(item['hosts'])}")
+
+
+@main.command()
+@click.argument("lab", required=False)
+@click.option("--all", "everything", is_flag=True, help="Stop every running lab.")
+def stop(lab: str | None, everything: bool) -> None:
+    """Remove a running lab's containers and network.
+
+    \b
+    Examples:
+      opslabs stop nginx-load-balancer
+      opslabs stop --all
+    """
+    from opslabs import engine as docker_engine
+    from opslabs import workshop
+
+    if not lab and not everything:
+        raise click.UsageError("name a LAB or use --all")
+    docker_engine.ensure_engine()
+    containers, networks = workshop.stop(None if everything else lab)
+    if not containers and not networks:
+        click.echo(f"{'No lab' if everything else f'Lab {lab}'} was running.")
+        return
+    click.echo(f"Removed {len(containers)} container(s) and {len(networks)} network(s).")
+
+
+@main.command()
+@click.argument("labs", nargs=-1)
+@click.pass_context
+def prepare(ctx: click.Context, labs: tuple[str, ...]) -> None:
+    """Build every image a workshop needs ahead of time (all labs without LAB arguments).
+
+    \b
+    Example:
+      opslabs prepare nginx-load-balancer gitflow-release   # the night before
+    """
+    from opslabs import engine as docker_engine
+    from opslabs import workshop
+
+    entries = [_lab(ctx, lab) for lab in labs] or _catalog(ctx).labs()
+    docker_engine.ensure_engine()
+    workshop.prepare(entries, _say)
+    click.secho(f"Ready: {len(entries)} lab(s) start from the local cache, without a network.", fg="green")

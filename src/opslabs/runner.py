@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from opslabs import engine, images
 from opslabs.catalog import TaskEntry
@@ -75,9 +76,11 @@ def skip_reason(lab: Lab) -> str | None:
 class LabEnvironment:
     """A lab's network and hosts, each with a persistent session. Always torn down."""
 
-    def __init__(self, entry: TaskEntry, kind: str = "run", run_id: str | None = None):
+    def __init__(self, entry: TaskEntry, kind: str = "run", run_id: str | None = None,
+                 on_progress: Callable[[str], None] | None = None):
         assert entry.task.lab is not None
         self.entry, self.lab, self.kind = entry, entry.task.lab, kind
+        self.say = on_progress or (lambda message: None)
         self.run_id = run_id or new_run_id()
         self.network = f"opslabs-{entry.id}-{self.run_id}"
         self.sessions: dict[str, Session] = {}
@@ -94,6 +97,8 @@ class LabEnvironment:
         try:
             boot_images = {}
             for name, host in self.lab.hosts.items():
+                if host.setup or host.files:
+                    self.say(f"preparing host {name} (its setup is built once, then cached)")
                 boot_images[name], built = images.setup_image(host, name, self.entry.id, self.run_id)
                 if built:
                     self.built.append(name)
@@ -103,6 +108,8 @@ class LabEnvironment:
                 engine.run_container(self._spec(name, host, boot_images[name]))
             for name, host in self.lab.hosts.items():
                 self.sessions[name] = Session(self.containers[name], env=host.env)
+                if host.start:
+                    self.say(f"starting services on {name}")
                 self._start(name, host)
         except BaseException:
             self.teardown()
@@ -138,10 +145,13 @@ class LabEnvironment:
             session = self.sessions[name] = Session(self.containers[name], env=self.lab.hosts[name].env)
         return session
 
-    def teardown(self) -> None:
+    def close_sessions(self) -> None:
         for session in self.sessions.values():
             session.close(kill=True)
         self.sessions.clear()
+
+    def teardown(self) -> None:
+        self.close_sessions()
         engine.remove_containers([self.container_name(h) for h in self.lab.hosts])
         engine.remove_networks([self.network])
 
@@ -172,18 +182,18 @@ def run_solution(env: LabEnvironment, step: Step, where: str) -> None:
             result = env.session(command.host).run(command.run, timeout=step.timeout, strict=True)
         except CommandTimeout as err:
             output = (err.stdout + err.stderr).decode("utf-8", "replace").strip().splitlines()[-10:]
-            raise _SolutionError(
+            raise SolutionError(
                 f"{where}: the solution on host {command.host!r} did not finish within {step.timeout} s\n"
                 f"  command:\n{indent(command.run.strip(), '    | ')}\n  last output:\n{indent(chr(10).join(output))}"
             ) from None
         if not result.succeeded:
-            raise _SolutionError(
+            raise SolutionError(
                 f"{where}: the solution on host {command.host!r} exited with {result.exit_status}\n"
                 f"  command:\n{indent(command.run.strip(), '    | ')}\n  last output:\n{indent(result.tail())}"
             )
 
 
-class _SolutionError(Exception):
+class SolutionError(OpslabsError):
     pass
 
 
@@ -214,7 +224,7 @@ def run_step(env: LabEnvironment, index: int) -> StepResult:
             label = where if round_number == 0 else f"{where}, second run (idempotence)"
             try:
                 run_solution(env, step, label)
-            except _SolutionError as err:
+            except SolutionError as err:
                 fail(result, str(err))
             result.checks = run_checks(env, step)
             failed = [c for c in result.checks if not c.passed]

@@ -1,0 +1,78 @@
+"""The knowledge base itself: coverage of the 22 areas, structure, and the lab authoring rules."""
+
+import re
+
+import pytest
+
+from opslabs.load import load_catalog
+
+AREA_HEADINGS = ["## Why it matters", "## Tools and practice in 2026", "## Worked example", "## Common pitfalls", "## Checklist"]
+FENCE = re.compile(r"^(\s*)(```+|~~~+)(.*)$")
+
+
+@pytest.fixture(scope="module")
+def catalog(repo):
+    return load_catalog(repo / "labs")
+
+
+def test_all_22_areas_with_at_least_40_task_guides(catalog):
+    assert len(catalog.areas) == 22
+    assert len(catalog.tasks()) >= 40
+    assert all(len(area.tasks) >= 2 for area in catalog.areas), [a.id for a in catalog.areas if len(a.tasks) < 2]
+
+
+@pytest.mark.parametrize("heading", AREA_HEADINGS)
+def test_every_area_overview_has_the_required_sections(catalog, heading):
+    missing = [a.id for a in catalog.areas if heading not in a.area.overview]
+    assert not missing, f"{heading!r} missing in {missing}"
+
+
+def test_every_area_overview_ends_with_a_checklist_of_tasks(catalog):
+    for area in catalog.areas:
+        checklist = area.area.overview.split("## Checklist", 1)[1]
+        assert checklist.count("- [ ]") >= 5, area.id
+
+
+def _markdown_texts(catalog):
+    for area in catalog.areas:
+        yield f"{area.id}/area.yaml overview", area.area.overview
+        for entry in area.tasks:
+            yield f"{entry.path.name} guide", entry.task.guide
+
+
+def test_code_fences_are_closed_have_a_language_and_sit_at_four_space_list_indents(catalog):
+    problems = []
+    for where, text in _markdown_texts(catalog):
+        opened = None
+        for number, line in enumerate(text.splitlines(), 1):
+            match = FENCE.match(line)
+            if not match:
+                continue
+            indent, ticks, info = match.groups()
+            if opened is None:
+                opened = ticks
+                if not info.strip():
+                    problems.append(f"{where}:{number}: code block without a language")
+                if 0 < len(indent.replace("\t", "    ")) % 4:
+                    problems.append(f"{where}:{number}: fence indented by {len(indent)} spaces; list content needs multiples of 4")
+            elif ticks.startswith(opened) and not info.strip():
+                opened = None
+        if opened is not None:
+            problems.append(f"{where}: a code block is never closed")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_lab_step_has_a_hint_and_every_check_a_message(catalog):
+    problems = []
+    for entry in catalog.labs():
+        for number, step in enumerate(entry.task.lab.steps, 1):
+            if not step.hints:
+                problems.append(f"{entry.id} step {number}: no hint")
+            problems += [f"{entry.id} step {number} check {i}: no message" for i, c in enumerate(step.checks, 1) if not c.message]
+    assert not problems, "\n".join(problems)
+
+
+def test_argo_cd_password_comes_from_the_secret_not_a_pod_name(catalog):
+    cicd = "\n".join(text for where, text in _markdown_texts(catalog) if "argocd" in text.lower())
+    assert "argocd-initial-admin-secret" in cicd or "argocd admin initial-password" in cicd
+    assert "app.kubernetes.io/name=argocd-server -o name | cut" not in cicd
