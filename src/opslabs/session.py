@@ -92,6 +92,7 @@ class Session:
         self._err.start()
         self._lock = threading.Lock()
         self.alive = True
+        self.bash = self.run('[ -n "${BASH_VERSION:-}" ] && echo bash', timeout=30).stdout.strip() == "bash"
 
     def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, subshell: bool = False, strict: bool = False) -> CommandResult:
         """Run one command in the shell; `subshell` keeps it from changing the shell's state,
@@ -99,8 +100,13 @@ class Session:
         if not self.alive:
             raise SessionError(f"the shell on {self.container} has ended")
         token = secrets.token_hex(8)
-        encoded = base64.b64encode(command.encode("utf-8")).decode("ascii")
-        body = '__opslabs_cmd=$(printf %s ' + encoded + ' | base64 -d)'
+        if getattr(self, "bash", False):
+            # bash reads a pipe byte by byte, so `read -N` takes the command text that
+            # follows this line verbatim: no quoting, and no process spawned per command.
+            body, payload = f"IFS= read -r -d '' -N {len(command)} __opslabs_cmd", command
+        else:
+            encoded = base64.b64encode(command.encode("utf-8")).decode("ascii")
+            body, payload = '__opslabs_cmd=$(printf %s ' + encoded + ' | base64 -d)', ""
         if strict:
             run = '(set -eu; eval "$__opslabs_cmd") </dev/null'
         elif subshell:
@@ -111,7 +117,7 @@ class Session:
         start = time.monotonic()
         with self._lock:
             try:
-                self._proc.stdin.write(line.encode("ascii"))
+                self._proc.stdin.write(line.encode("ascii") + payload.encode("utf-8"))
                 self._proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 self.alive = False

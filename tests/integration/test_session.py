@@ -92,3 +92,10 @@ def test_a_check_through_the_session_is_much_faster_than_docker_exec(container, 
         subprocess.run(["docker", "exec", container, "/bin/sh", "-c", "test -e /etc/hostname"], check=True)
     stock = time.perf_counter() - started
     assert ours * 3 < stock, f"session {ours:.3f}s vs docker exec {stock:.3f}s"
+
+
+def test_non_ascii_command_text_is_passed_exactly(session):
+    assert session.bash
+    result = session.run("echo 'café — 日本語 ✓'; echo next")
+    assert result.stdout == "café — 日本語 ✓\nnext\n"
+    assert session.run("echo after").stdout == "after\n"
