@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help serve site render validate test unit integration browser verify bench engine clean gc
+.PHONY: help serve site render validate test unit browser verify bench engine clean gc
 
 help:
 	@echo "make serve   render the labs and serve the site at http://127.0.0.1:8000 (live reload)"
@@ -44,17 +44,24 @@ engine: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP)
+DEV_STAMP := $(VENV)/.installed-dev
+
+$(DEV_STAMP): $(STAMP) requirements-dev.lock
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	touch $@
+
+test: $(DEV_STAMP)
+	bash scripts/ensure-test-tools.sh
 	$(BIN)/opslabs validate
 	$(BIN)/opslabs engine ensure
 	$(BIN)/opslabs images ensure
+	$(BIN)/opslabs gc
 	$(BIN)/pytest -q tests/unit tests/integration
-	$(MAKE) --no-print-directory browser
 	$(BIN)/opslabs verify -j 2 --results .opslabs/results.json --junit .opslabs/junit.xml
+	$(MAKE) --no-print-directory browser
 
-browser: $(STAMP)
-	bash scripts/ensure-chromium.sh
-	$(BIN)/pip install --quiet -e '.[dev]'
+browser: $(DEV_STAMP)
+	bash scripts/ensure-test-tools.sh
 	$(BIN)/opslabs render
 	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest -q tests/browser
