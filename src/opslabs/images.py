@@ -17,7 +17,7 @@ from pathlib import Path
 from opslabs import engine
 from opslabs.errors import ImageUnavailable, OpslabsError
 from opslabs.model import Host
-from opslabs.session import Session, SessionError
+from opslabs.session import Session, run_required
 
 # Images opslabs can build itself with debootstrap when no registry is reachable.
 BOOTSTRAPPABLE = {
@@ -208,28 +208,13 @@ def setup_image(host: Host, host_name: str, lab_id: str, run_id: str) -> tuple[s
     try:
         engine.run_container(spec)
         with Session(name, env=host.env) as session:
+            what = f"lab {lab_id}: setup of host {host_name!r}"
             for file in host.files:
-                _run_setup(session, write_file_command(file.path, file.content, file.mode), lab_id, host_name)
+                run_required(session, write_file_command(file.path, file.content, file.mode), SETUP_TIMEOUT, what, SetupFailed)
             for command in host.setup:
-                _run_setup(session, command, lab_id, host_name)
+                run_required(session, command, SETUP_TIMEOUT, what, SetupFailed)
             session.run("rm -rf /var/lib/apt/lists/* /tmp/* 2>/dev/null || true", timeout=60)
         engine.commit(name, tag)
     finally:
         engine.remove_containers([name])
     return tag, True
-
-
-def _run_setup(session: Session, command: str, lab_id: str, host_name: str) -> None:
-    try:
-        result = session.run(command, timeout=SETUP_TIMEOUT, strict=True)
-    except SessionError as err:
-        raise SetupFailed(f"lab {lab_id}: setup of host {host_name!r} failed: {err}\n  command: {command}") from None
-    if not result.succeeded:
-        raise SetupFailed(
-            f"lab {lab_id}: setup of host {host_name!r} failed with exit code {result.exit_status}\n"
-            f"  command: {command}\n  last output:\n{_indent(result.tail())}"
-        )
-
-
-def _indent(text: str, prefix: str = "    ") -> str:
-    return "\n".join(prefix + line for line in text.splitlines())

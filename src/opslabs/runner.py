@@ -13,7 +13,7 @@ from opslabs.catalog import TaskEntry
 from opslabs.checks import evaluate
 from opslabs.errors import OpslabsError
 from opslabs.model import Host, Lab, Step, check_kind
-from opslabs.session import CommandTimeout, Session, SessionError
+from opslabs.session import CommandTimeout, Session, indent, run_required
 from opslabs.testinfra_backend import session_host
 
 START_TIMEOUT = 180
@@ -126,15 +126,7 @@ class LabEnvironment:
 
     def _start(self, name: str, host: Host) -> None:
         for command in host.start:
-            try:
-                result = self.sessions[name].run(command, timeout=START_TIMEOUT, strict=True)
-            except SessionError as err:
-                raise LabError(f"lab {self.entry.id}: start command on host {name!r} failed: {err}\n  command: {command}") from None
-            if not result.succeeded:
-                raise LabError(
-                    f"lab {self.entry.id}: start command on host {name!r} exited with {result.exit_status}\n"
-                    f"  command: {command}\n  last output:\n{indent(result.tail())}"
-                )
+            run_required(self.sessions[name], command, START_TIMEOUT, f"lab {self.entry.id}: start command on host {name!r}", LabError)
 
     def host(self, name: str):
         return session_host(self.session(name), name)
@@ -160,10 +152,6 @@ class LabEnvironment:
 
     def __exit__(self, *exc) -> None:
         self.teardown()
-
-
-def indent(text: str, prefix: str = "    ") -> str:
-    return "\n".join(prefix + line for line in text.splitlines()) or prefix + "(no output)"
 
 
 def run_checks(env: LabEnvironment, step: Step, with_retries: bool = True) -> list[CheckResult]:

@@ -184,3 +184,18 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines()) or prefix + "(no output)"
+
+
+def run_required(session: Session, command: str, timeout: float, what: str, error: type[Exception]) -> CommandResult:
+    """Run a command that must succeed (setup, start); raise `error` saying what failed and why."""
+    try:
+        result = session.run(command, timeout=timeout, strict=True)
+    except SessionError as err:
+        raise error(f"{what} failed: {err}\n  command: {command}") from None
+    if not result.succeeded:
+        raise error(f"{what} exited with {result.exit_status}\n  command: {command}\n  last output:\n{indent(result.tail())}")
+    return result

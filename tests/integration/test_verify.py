@@ -47,8 +47,16 @@ def test_broken_labs_fail_and_exit_nonzero(broken_run):
     assert proc.returncode == 1
     assert {lab["id"]: lab["status"] for lab in results["labs"]} == {
         "wrong-solution": "failed", "passes-before": "failed", "hangs": "failed", "failing-command": "failed",
+        "bad-setup": "failed",
     }
-    assert "labs: 0 passed, 4 failed, 0 skipped" in proc.stdout
+    assert "labs: 0 passed, 5 failed, 0 skipped" in proc.stdout
+
+
+def test_a_failing_setup_fails_the_lab_naming_host_and_command(broken_run):
+    out = broken_run[0].stdout
+    assert "lab bad-setup: setup of host 'box' exited with 100" in out
+    assert "command: echo preparing && apt-get install -y -qq no-such-package-opslabs" in out
+    assert "E: Unable to locate package no-such-package-opslabs" in out
 
 
 def test_wrong_solution_names_step_host_check_expected_and_actual(broken_run):
@@ -78,7 +86,7 @@ def test_failing_command_reports_exit_code_and_output_and_stops(broken_run):
     assert "cp: cannot stat '/nonexistent': No such file or directory" in out
 
 
-@pytest.mark.parametrize("lab", ["wrong-solution", "passes-before", "hangs", "failing-command"])
+@pytest.mark.parametrize("lab", ["wrong-solution", "passes-before", "hangs", "failing-command", "bad-setup"])
 def test_broken_runs_leave_nothing_behind(broken_run, lab):
     assert leftovers({"lab": lab}) == ([], [])
 
@@ -87,7 +95,7 @@ def test_plain_pytest_collects_labs_and_picks_with_k(tmp_path):
     shutil.copytree(BROKEN, tmp_path / "labs")  # outside tests/, whose conftest ignores fixtures
     proc = subprocess.run([sys.executable, "-m", "pytest", "labs/", "-k", "wrong", "-q", "-p", "no:cacheprovider"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert "1 failed, 3 deselected" in proc.stdout
+    assert "1 failed, 4 deselected" in proc.stdout
     assert proc.returncode == 1
 
 
