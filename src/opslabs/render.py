@@ -84,8 +84,20 @@ def render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, A
     return pages
 
 
+HAND_WRITTEN_FOLDERS = {"assets"}
+
+
 def write_pages(pages: dict[str, str], out_dir: Path) -> list[Path]:
-    """Write rendered pages below out_dir; only files whose content changed are touched."""
+    """Write rendered pages below out_dir; only files whose content changed are touched.
+
+    Sub-folders of out_dir (but assets/) hold generated pages only, so Markdown there that
+    no longer has a source (a renamed or deleted task) is removed.
+    """
+    out_dir = Path(out_dir)
+    wanted = {out_dir / rel for rel in pages}
+    for folder in (p for p in out_dir.iterdir() if p.is_dir() and p.name not in HAND_WRITTEN_FOLDERS) if out_dir.is_dir() else ():
+        for stale in [p for p in folder.rglob("*.md") if p not in wanted]:
+            stale.unlink()
     written = []
     for rel, text in sorted(pages.items()):
         target = Path(out_dir) / rel
