@@ -58,6 +58,8 @@ def ensure_engine(wait: float = 90) -> str:
     """Make sure a Docker engine answers; as root on Debian, install and start one."""
     if engine_answers():
         return "running"
+    if os.environ.get("DOCKER_HOST"):
+        raise EngineUnavailable(f"no Docker engine answers at DOCKER_HOST={os.environ['DOCKER_HOST']}")
     if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
         raise EngineUnavailable(
             "no Docker engine answers. Install Docker Engine and start it "

@@ -100,6 +100,8 @@ class LabFile(pytest.File):
         reason = skip_reason(self.entry.task.lab)
         if reason:
             pytest.skip(reason)
+        if not engine.engine_answers():
+            pytest.skip("cannot run here: no Docker engine answers (`opslabs engine ensure` starts one)")
         try:
             engine.collect_garbage()  # what killed runs left behind
             self.env = LabEnvironment(self.entry).provision()

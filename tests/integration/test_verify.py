@@ -172,3 +172,13 @@ def test_gc_leaves_live_runs_alone(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
     assert leftovers({"lab": "slow-step"}) == ([], [])
+
+
+def test_without_an_engine_labs_are_skipped_with_the_reason_never_passed(tmp_path):
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    results = tmp_path / "r.json"
+    proc = opslabs("verify", "two-part", "--results", str(results), env=env)
+    assert "warning: no Docker engine answers at DOCKER_HOST=" in proc.stderr
+    [lab] = read_json(results)["labs"]
+    assert lab["status"] == "skipped" and "no Docker engine answers" in lab["reason"]
+    assert "labs: 0 passed, 0 failed, 1 skipped" in proc.stdout
