@@ -309,7 +309,7 @@ def start(ctx: click.Context, lab: str) -> None:
     env = workshop.start(entry, _say)
     hosts = ", ".join(env.lab.hosts)
     click.secho(f"Lab {entry.id} is running ({hosts}), started in {time.monotonic() - started:.1f} s.", fg="green", bold=True)
-    click.echo(f"Objectives:")
+    click.echo("Objectives:")
     for objective in entry.task.lab.objectives:
         click.echo(f"  - {objective}")
     _show_step(entry, 1)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from opslabs.catalog import AreaEntry, Catalog, Marks, TaskEntry
 from opslabs.errors import Problem, ValidationFailed
+from opslabs.markdown_lint import lint_markdown
 from opslabs.model import CHECK_KINDS, Area, Task
 
 AREA_FILE = "area.yaml"
@@ -21,8 +22,20 @@ AREA_FILE = "area.yaml"
 class _Document:
     """A parsed YAML file: plain data plus the (line, col) of every key and item."""
 
-    def __init__(self, path: Path, data: Any, marks: Marks):
+    def __init__(self, path: Path, data: Any, marks: Marks, block_starts: dict[tuple, int]):
         self.path, self.data, self.marks = path, data, marks
+        self.block_starts = block_starts  # field -> file line of a `|` or `>` block's first line
+
+    def text_problems(self, field: str, text: str) -> list[Problem]:
+        """Markdown lint of one text field, located on the file's own lines where possible."""
+        first = self.block_starts.get((field,))
+        problems = []
+        for offset, message in lint_markdown(text):
+            if first is not None:
+                problems.append(Problem(self.path, first + offset - 1, 1, field, message))
+            else:
+                problems.append(self.problem((field,), f"line {offset} of the text: {message}"))
+        return problems
 
     def problem(self, loc: tuple, message: str) -> Problem:
         for end in range(len(loc), -1, -1):
@@ -67,8 +80,9 @@ def parse_yaml(path: Path, problems: list[Problem]) -> _Document | None:
         problems.append(Problem(path, line, col, "", f"expected a mapping of fields at the top level, found a {_node_kind(node)}"))
         return None
     marks: Marks = {(): (1, 1)}
-    data = _construct(node, (), marks, path, problems)
-    return _Document(path, data, marks)
+    block_starts: dict[tuple, int] = {}
+    data = _construct(node, (), marks, path, problems, block_starts)
+    return _Document(path, data, marks, block_starts)
 
 
 def _node_kind(node: yaml.Node) -> str:
@@ -79,7 +93,7 @@ def _node_kind(node: yaml.Node) -> str:
     return "single value"
 
 
-def _construct(node: yaml.Node, loc: tuple, marks: Marks, path: Path, problems: list[Problem]) -> Any:
+def _construct(node: yaml.Node, loc: tuple, marks: Marks, path: Path, problems: list[Problem], block_starts: dict[tuple, int]) -> Any:
     marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -93,10 +107,12 @@ def _construct(node: yaml.Node, loc: tuple, marks: Marks, path: Path, problems: 
             if key in result:
                 line, col = marks[child]
                 problems.append(Problem(path, line, col, ".".join(map(str, child)), "duplicate key"))
-            result[key] = _construct(value_node, child, marks, path, problems)
+            result[key] = _construct(value_node, child, marks, path, problems, block_starts)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*loc, i), marks, path, problems) for i, item in enumerate(node.value)]
+        return [_construct(item, (*loc, i), marks, path, problems, block_starts) for i, item in enumerate(node.value)]
+    if isinstance(node, yaml.ScalarNode) and node.style == "|":
+        block_starts[loc] = node.start_mark.line + 2  # the line after the `|` indicator
     return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
@@ -212,7 +228,8 @@ def _allowed_keys(model: type[BaseModel], data: Any, loc: tuple) -> set[str]:
 
 
 def _cross_check(task: Task, doc: _Document, problems: list[Problem]) -> None:
-    """Rules that span fields: every host a step names is declared."""
+    """Rules beyond single fields: the guide's Markdown, every host a step names is declared."""
+    problems += doc.text_problems("guide", task.guide)
     if task.lab is None:
         return
     hosts = set(task.lab.hosts)
@@ -242,6 +259,8 @@ def load_catalog(root: Path) -> Catalog:
             continue
         doc = parse_yaml(area_path, problems)
         area = _validate(doc, Area, problems) if doc else None
+        if area is not None:
+            problems += doc.text_problems("overview", area.overview)
         if area is not None and area.id != area_dir.name:
             problems.append(doc.problem(("id",), f"must equal the folder name {area_dir.name!r}, got {area.id!r}"))
         if area is not None:

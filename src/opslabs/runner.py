@@ -203,7 +203,7 @@ def run_step(env: LabEnvironment, index: int) -> StepResult:
     try:
         if step.precheck:
             before = run_checks(env, step, with_retries=False)
-            proving_nothing = [c for c, spec in zip(before, step.checks) if c.passed and spec.precheck]
+            proving_nothing = [c for c, spec in zip(before, step.checks, strict=True) if c.passed and spec.precheck]
             if proving_nothing:
                 result.checks = before
                 fail(result, "\n".join(describe_check_failure(where, c, "already passes before the solution, so it proves nothing") for c in proving_nothing))

@@ -165,3 +165,18 @@ def test_repository_knowledge_base_is_valid(repo):
     proc = subprocess.run([sys.executable, "-m", "opslabs", "--labs", str(repo / "labs"), "validate"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "valid" in proc.stdout
+
+
+def test_guide_markdown_problems_point_at_the_file_line(tmp_path):
+    guide = "guide: |\n  ## Steps\n\n  1. Install:\n\n     ```bash\n     apt-get install nginx\n     ```\n\n  ```\n  no language\n  ```\n"
+    task = TASK.replace("guide: g\n", guide)
+    found = problems(make_kb(tmp_path, {"web/serve.yaml": task}))
+    assert any("serve.yaml:10:1: guide: code block indented by 3 spaces; content of a list item needs 4" in p for p in found)
+    assert any("serve.yaml:14:1: guide: code block without a language" in p for p in found)
+
+
+def test_unclosed_code_block_in_an_area_overview(tmp_path):
+    root = make_kb(tmp_path, {})
+    (root / "web" / "area.yaml").write_text(AREA.replace("overview: o\n", "overview: |\n  Text\n\n  ```bash\n  echo open\n"))
+    [problem] = problems(root)
+    assert "area.yaml:8:1: overview: code block is never closed" in problem
