@@ -11,6 +11,14 @@ from opslabs.model import Area, Task
 Marks = dict[tuple, tuple[int, int]]
 
 
+def deepest_mark(marks: Marks, loc: tuple) -> tuple[int, int]:
+    """Best (line, column) for a field path: that of the deepest prefix that has a mark."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in marks:
+            return marks[loc[:end]]
+    return (1, 1)
+
+
 @dataclass(frozen=True)
 class TaskEntry:
     task: Task
@@ -23,11 +31,7 @@ class TaskEntry:
         return self.task.id
 
     def line_of(self, *loc: str | int) -> int:
-        """Best line for a field path: the deepest prefix that has a mark."""
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in self.marks:
-                return self.marks[loc[:end]][0]
-        return 1
+        return deepest_mark(self.marks, loc)[0]
 
 
 @dataclass(frozen=True)

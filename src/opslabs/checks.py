@@ -12,7 +12,7 @@ from testinfra.host import Host
 
 from opslabs import model
 from opslabs.model import BaseCheck, check_kind
-from opslabs.session import SessionError
+from opslabs.session import CommandTimeout, SessionError
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,10 @@ class Outcome:
 
     @classmethod
     def compare(cls, problems: list[tuple[str, str]], expected: str, actual: str = "as expected") -> "Outcome":
-        """Passed when there are no problems; otherwise the first (expected, actual) pair explains it."""
+        """Passed when there are no problems; otherwise every (expected, actual) pair explains it."""
         if not problems:
             return cls(True, expected, actual)
-        return cls(False, problems[0][0], problems[0][1])
+        return cls(False, "; ".join(p[0] for p in problems), "; ".join(p[1] for p in problems))
 
 
 CheckFunction = Callable[[Host, BaseCheck], Outcome]
@@ -48,8 +48,10 @@ def evaluate(host: Host, check: BaseCheck, with_retries: bool = True) -> Outcome
     for attempt in range(attempts):
         try:
             outcome = REGISTRY[check_kind(check)](host, check)
+        except CommandTimeout as err:
+            outcome = Outcome(False, check.describe(), f"the check's command did not finish within {err.timeout:g} s")
         except SessionError:
-            raise
+            raise  # the host itself is gone: not something a retry fixes
         except Exception as err:  # a module that cannot work here (e.g. `ss` missing) is a failed check
             outcome = Outcome(False, check.describe(), f"the check could not run: {err}")
         if outcome.passed or attempt == attempts - 1:
@@ -148,12 +150,12 @@ def check_command(host: Host, check: model.CommandCheck) -> Outcome:
 def check_http(host: Host, check: model.HttpCheck) -> Outcome:
     if not host.exists("curl"):
         return Outcome(False, check.describe(), f"curl is not installed on host {check.host}; the lab's setup must install it")
-    body_file = "/tmp/.opslabs-http-body"
-    result = host.run(f"curl --silent --show-error --max-time 10 --output {body_file} --write-out '%{{http_code}}' {shlex.quote(check.http)}")
+    # The status code comes last, on a line of its own, after the body.
+    result = host.run(f"curl --silent --show-error --max-time 10 --write-out '\\n%{{http_code}}' {shlex.quote(check.http)}")
     if result.rc != 0:
         return Outcome(False, check.describe(), f"request failed: {result.stderr.strip() or f'curl exit {result.rc}'}")
-    status = int(result.stdout.strip() or 0)
-    body = host.run(f"cat {body_file}; rm -f {body_file}").stdout
+    body, _, status_text = result.stdout.rpartition("\n")
+    status = int(status_text.strip() or 0)
     problems: list[tuple[str, str]] = []
     if status != check.status:
         problems.append((f"HTTP status {check.status}", f"HTTP status {status}"))

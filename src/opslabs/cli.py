@@ -12,7 +12,6 @@ import click
 from opslabs.errors import OpslabsError, UserError
 
 LABS_DIR = Path("labs")
-EXAMPLES = {}
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -153,7 +152,7 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
         click.secho(f"warning: {err}", fg="yellow", err=True)
     results = results or DEFAULT_RESULTS
     args = [str(t.path) for t in chosen]
-    args += ["--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
+    args += ["--opslabs-labs", str(ctx.obj), "--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
              "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short"]
     args += ["-q"] if quiet else ["-v"]
     if jobs > 1 and len(chosen) > 1:
@@ -161,10 +160,13 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     if junit:
         args += ["--junit-xml", str(junit)]
     code = pytest.main(args)
+    if code == pytest.ExitCode.INTERRUPTED:
+        _fail("interrupted: the labs' containers were removed", 130)
     found = read_results(results)
-    counts = {s: sum(1 for r in found.values() if r["status"] == s) for s in ("passed", "failed", "skipped")}
+    ran = [found[t.id] for t in chosen if t.id in found]
+    counts = {s: sum(1 for r in ran if r["status"] == s) for s in ("passed", "failed", "skipped")}
     click.echo(f"labs: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped  (results: {results})")
-    if code not in (0, 5):
+    if code != 0 or len(ran) != len(chosen):  # pytest's 5 (nothing collected) is a failure here
         sys.exit(1)
 
 

@@ -29,7 +29,8 @@ class DockerError(OpslabsError):
     def __init__(self, args: list[str], returncode: int | None, stderr: str):
         self.args_list, self.returncode, self.stderr = args, returncode, stderr.strip()
         what = "timed out" if returncode is None else f"exited with {returncode}"
-        super().__init__(f"`docker {' '.join(args[:3])} …` {what}: {self.stderr[-800:]}")
+        shown = " ".join(args[:4]) + (" …" if len(args) > 4 else "")
+        super().__init__(f"`docker {shown}` {what}: {self.stderr[-800:]}")
 
 
 def docker(*args: str, timeout: float = 120, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -68,19 +69,26 @@ def ensure_engine(wait: float = 90) -> str:
     if shutil.which("dockerd") is None or shutil.which("docker") is None:
         _apt_install("docker.io")
     with open(DOCKERD_LOG, "ab") as log:
-        subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        daemon = subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if engine_answers():
             return "started"
+        if daemon.poll() is not None:
+            break
         time.sleep(0.5)
-    raise EngineUnavailable(f"dockerd did not answer within {wait:.0f} s; see {DOCKERD_LOG}")
+    log_tail = "\n".join(DOCKERD_LOG.read_text(errors="replace").splitlines()[-5:])
+    state = f"exited with {daemon.returncode}" if daemon.poll() is not None else f"did not answer within {wait:.0f} s"
+    raise EngineUnavailable(f"dockerd {state}; the end of {DOCKERD_LOG}:\n{log_tail}")
 
 
 def _apt_install(*packages: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
-        proc = subprocess.run(cmd, env=env, capture_output=True, timeout=900)
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise EngineUnavailable(f"`{' '.join(cmd)}` did not finish within 15 minutes") from None
         if proc.returncode != 0:
             raise EngineUnavailable(f"`{' '.join(cmd)}` failed: {proc.stderr.decode('utf-8', 'replace')[-500:]}")
 
@@ -176,7 +184,10 @@ def _owner_alive(item: dict[str, str]) -> bool:
     if item.get(f"{LABEL}.machine") != MACHINE:
         return True  # another machine's engine: not ours to judge
     try:
-        os.kill(int(item.get(f"{LABEL}.pid", "0")), 0)
+        pid = int(item.get(f"{LABEL}.pid", "0"))
+        if pid <= 0:  # os.kill(0, …) would ask about our own process group
+            return False
+        os.kill(pid, 0)
     except (ValueError, ProcessLookupError):
         return False
     except PermissionError:

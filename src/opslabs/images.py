@@ -43,9 +43,10 @@ APT_CLEAN_CONFIG = 'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /va
 
 
 @contextmanager
-def _images_lock():
+def _images_lock(name: str = "base"):
     """Parallel workers must not bootstrap or build the same image twice at once."""
-    with open(LOCK_FILE, "w") as handle:
+    lock = LOCK_FILE.with_name(f"{LOCK_FILE.stem}-{hashlib.sha256(name.encode()).hexdigest()[:12]}.lock")
+    with open(lock, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -60,12 +61,16 @@ def ensure_image(name: str) -> str:
     with _images_lock():
         if engine.image_exists(name):
             return "local"
-        pull = engine.docker("pull", "--quiet", name, timeout=180, check=False)
-        if pull.returncode == 0:
-            return "pulled"
+        try:
+            pull = engine.docker("pull", "--quiet", name, timeout=180, check=False)
+            if pull.returncode == 0:
+                return "pulled"
+            why = pull.stderr.strip()[-200:] or "no registry reachable"
+        except engine.DockerError:  # a registry that silently drops traffic
+            why = "the pull timed out"
         if name not in BOOTSTRAPPABLE:
             raise ImageUnavailable(
-                f"image {name!r} is not on this machine and cannot be pulled ({pull.stderr.strip()[-200:] or 'no registry reachable'}); "
+                f"image {name!r} is not on this machine and cannot be pulled ({why}); "
                 f"opslabs can build only {', '.join(sorted(BOOTSTRAPPABLE))} without a registry"
             )
         bootstrap(name, BOOTSTRAPPABLE[name])
@@ -81,10 +86,12 @@ def _host_mirror() -> str:
             continue
         for line in text.splitlines():
             words = line.split()
-            if line.startswith("URIs:") and len(words) > 1 and "security" not in words[1]:
+            if line.startswith("URIs:") and len(words) > 1 and "security" not in words[1] and "debian" in words[1]:
                 return words[1]
-            if words[:1] == ["deb"] and len(words) > 2 and "security" not in line:
-                return next(w for w in words[1:] if "://" in w)
+            if words[:1] == ["deb"] and "security" not in line:
+                uri = next((w for w in words[1:] if w.startswith(("http://", "https://"))), None)
+                if uri and "debian" in uri:
+                    return uri
     return DEFAULT_MIRROR
 
 
@@ -97,10 +104,11 @@ def bootstrap(name: str, suite: str) -> None:
     mirror = _host_mirror()
     with tempfile.TemporaryDirectory(prefix="opslabs-rootfs-") as tmp:
         root = Path(tmp) / "rootfs"
-        proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", suite, str(root), mirror],
-            capture_output=True, timeout=1200,
-        )
+        try:
+            proc = subprocess.run(["debootstrap", "--variant=minbase", suite, str(root), mirror],
+                                  capture_output=True, timeout=1200)
+        except subprocess.TimeoutExpired:
+            raise ImageUnavailable(f"debootstrap of {name!r} from {mirror} did not finish within 20 minutes") from None
         if proc.returncode != 0:
             log = proc.stdout.decode("utf-8", "replace")[-600:]
             raise ImageUnavailable(f"debootstrap of {name!r} from {mirror} failed:\n{log}")
@@ -114,17 +122,17 @@ def bootstrap(name: str, suite: str) -> None:
         for folder in ("var/lib/apt/lists", "var/cache/apt/archives", "usr/share/doc", "usr/share/man"):
             shutil.rmtree(root / folder, ignore_errors=True)
             (root / folder).mkdir(parents=True, exist_ok=True)
-        tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(
-            ["docker", "import", "--change", 'CMD ["bash"]', "--change", "ENV LANG=C.UTF-8",
-             *[arg for env in extra_env for arg in ("--change", f"ENV {env}")],
-             "--message", f"opslabs debootstrap {suite} from {mirror}", "-", name],
-            stdin=tar.stdout, capture_output=True, timeout=600,
-        )
-        tar.stdout.close()
-        tar.wait()
-        if imported.returncode != 0:
-            raise ImageUnavailable(f"docker import of {name!r} failed: {imported.stderr.decode('utf-8', 'replace')[-400:]}")
+        tarball = Path(tmp) / "rootfs.tar"
+        packed = subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."],
+                                capture_output=True, timeout=600)
+        if packed.returncode != 0:
+            raise ImageUnavailable(f"packing the {name!r} root file system failed: {packed.stderr.decode('utf-8', 'replace')[-400:]}")
+        try:
+            engine.docker("import", "--change", 'CMD ["bash"]', "--change", "ENV LANG=C.UTF-8",
+                          *[arg for env in extra_env for arg in ("--change", f"ENV {env}")],
+                          "--message", f"opslabs debootstrap {suite} from {mirror}", str(tarball), name, timeout=600)
+        except engine.DockerError as err:
+            raise ImageUnavailable(f"docker import of {name!r} failed: {err}") from None
 
 
 HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -199,6 +207,14 @@ def setup_image(host: Host, host_name: str, lab_id: str, run_id: str) -> tuple[s
     tag = f"{CACHE_REPOSITORY}:{setup_key(host)}"
     if engine.image_exists(tag):
         return tag, False
+    with _images_lock(tag):
+        if engine.image_exists(tag):  # another worker built it while we waited
+            return tag, False
+        _build_setup_layer(host, host_name, lab_id, run_id, tag)
+    return tag, True
+
+
+def _build_setup_layer(host: Host, host_name: str, lab_id: str, run_id: str, tag: str) -> None:
     name = f"opslabs-build-{run_id}-{host_name}"
     spec = engine.ContainerSpec(
         name=name, image=host.image, hostname=host_name, network=None,
@@ -217,4 +233,3 @@ def setup_image(host: Host, host_name: str, lab_id: str, run_id: str) -> tuple[s
         engine.commit(name, tag)
     finally:
         engine.remove_containers([name])
-    return tag, True

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from opslabs.catalog import AreaEntry, Catalog, Marks, TaskEntry
+from opslabs.catalog import AreaEntry, Catalog, Marks, TaskEntry, deepest_mark
 from opslabs.errors import Problem, ValidationFailed
 from opslabs.markdown_lint import lint_markdown
 from opslabs.model import CHECK_KINDS, Area, Task
@@ -24,7 +24,7 @@ class _Document:
 
     def __init__(self, path: Path, data: Any, marks: Marks, block_starts: dict[tuple, int]):
         self.path, self.data, self.marks = path, data, marks
-        self.block_starts = block_starts  # field -> file line of a `|` or `>` block's first line
+        self.block_starts = block_starts  # field -> file line where a `|` block's text starts
 
     def text_problems(self, field: str, text: str) -> list[Problem]:
         """Markdown lint of one text field, located on the file's own lines where possible."""
@@ -38,10 +38,7 @@ class _Document:
         return problems
 
     def problem(self, loc: tuple, message: str) -> Problem:
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in self.marks:
-                line, col = self.marks[loc[:end]]
-                break
+        line, col = deepest_mark(self.marks, loc)
         return Problem(self.path, line, col, ".".join(map(str, loc)), message)
 
 
@@ -79,10 +76,9 @@ def parse_yaml(path: Path, problems: list[Problem]) -> _Document | None:
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
         problems.append(Problem(path, line, col, "", f"expected a mapping of fields at the top level, found a {_node_kind(node)}"))
         return None
-    marks: Marks = {(): (1, 1)}
-    block_starts: dict[tuple, int] = {}
-    data = _construct(node, (), marks, path, problems, block_starts)
-    return _Document(path, data, marks, block_starts)
+    builder = _Builder(path, problems)
+    data = builder.build(node)
+    return _Document(path, data, builder.marks, builder.block_starts)
 
 
 def _node_kind(node: yaml.Node) -> str:
@@ -93,27 +89,48 @@ def _node_kind(node: yaml.Node) -> str:
     return "single value"
 
 
-def _construct(node: yaml.Node, loc: tuple, marks: Marks, path: Path, problems: list[Problem], block_starts: dict[tuple, int]) -> Any:
-    marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
+class _Builder:
+    """Turns a composed YAML node tree into plain data, noting where every key and item is."""
+
+    def __init__(self, path: Path, problems: list[Problem]):
+        self.path, self.problems = path, problems
+        self.marks: Marks = {(): (1, 1)}
+        self.block_starts: dict[tuple, int] = {}
+
+    def problem(self, node: yaml.Node, loc: tuple, message: str) -> None:
+        mark = node.start_mark
+        self.problems.append(Problem(self.path, mark.line + 1, mark.column + 1, ".".join(map(str, loc)), message))
+
+    def build(self, node: yaml.Node, loc: tuple = ()) -> Any:
+        self.marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        if node.style == "|":
+            self.block_starts[loc] = node.start_mark.line + 2  # the line after the `|` indicator
+        try:
+            return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as err:  # unknown tags (!include), impossible dates
+            reason = getattr(err, "problem", None) or str(err)
+            self.problem(node, loc, f"cannot read this value: {reason}")
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, loc: tuple) -> dict:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
             if key_node.tag == "tag:yaml.org,2002:merge":
-                problems.append(Problem(path, key_node.start_mark.line + 1, key_node.start_mark.column + 1, ".".join(map(str, loc)), "YAML merge keys (<<) are not supported"))
+                self.problem(key_node, loc, "YAML merge keys (<<) are not supported")
                 continue
-            child = (*loc, key)
-            marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if key in result:
-                line, col = marks[child]
-                problems.append(Problem(path, line, col, ".".join(map(str, child)), "duplicate key"))
-            result[key] = _construct(value_node, child, marks, path, problems, block_starts)
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problem(key_node, loc, "a key must be plain text, not a list or mapping")
+                continue
+            child = (*loc, key_node.value)
+            self.marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key_node.value in result:
+                self.problem(key_node, child, "duplicate key")
+            result[key_node.value] = self.build(value_node, child)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*loc, i), marks, path, problems, block_starts) for i, item in enumerate(node.value)]
-    if isinstance(node, yaml.ScalarNode) and node.style == "|":
-        block_starts[loc] = node.start_mark.line + 2  # the line after the `|` indicator
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def _describe_error(err: dict, model_fields: set[str]) -> str:
@@ -130,6 +147,8 @@ def _describe_error(err: dict, model_fields: set[str]) -> str:
         if pattern.startswith("^[a-z0-9]+(-"):
             return f"expected an id of lowercase letters, digits and dashes, got {err['input']!r}"
         return f"expected text matching {pattern}, got {err['input']!r}"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
     if kind == "literal_error":
         return f"expected {err['ctx']['expected']}, got {err['input']!r}"
     expected = EXPECTED_TYPES.get(kind)
@@ -248,7 +267,7 @@ def load_catalog(root: Path) -> Catalog:
     root = Path(root)
     problems: list[Problem] = []
     if not root.is_dir():
-        raise ValidationFailed([Problem(root, 1, 1, "", "labs directory not found")])
+        raise ValidationFailed([Problem(root, 1, 1, "", "knowledge base folder not found (point --labs at it)")])
     areas: list[AreaEntry] = []
     task_ids: dict[str, Path] = {}
     area_ids: dict[str, Path] = {}
@@ -268,10 +287,8 @@ def load_catalog(root: Path) -> Catalog:
                 problems.append(doc.problem(("id",), f"duplicate area id, also used by {area_ids[area.id]}"))
             area_ids[area.id] = area_path
         tasks: list[TaskEntry] = []
-        for task_path in sorted(area_dir.glob("*.y*ml")):
+        for task_path in sorted(p for p in area_dir.iterdir() if p.suffix in (".yaml", ".yml")):
             if task_path.name == AREA_FILE:
-                continue
-            if task_path.suffix not in (".yaml", ".yml"):
                 continue
             tdoc = parse_yaml(task_path, problems)
             task = _validate(tdoc, Task, problems) if tdoc else None

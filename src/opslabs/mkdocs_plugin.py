@@ -12,7 +12,7 @@ from mkdocs.structure.files import File, Files
 
 from opslabs.errors import UserError
 from opslabs.load import load_catalog
-from opslabs.render import page_paths, render
+from opslabs.render import page_paths, previously_rendered, render
 from opslabs.results import DEFAULT_RESULTS, read_results
 
 
@@ -37,6 +37,10 @@ class OpslabsPlugin(BasePlugin[OpslabsConfig]):
 
     def on_files(self, files: Files, config) -> Files:
         pages = render(self.catalog, self.templates_dir, read_results(self.results_path))
+        for stale in previously_rendered(Path(config.docs_dir)) - set(pages):  # left by `opslabs render`
+            existing = files.get_file_from_path(stale)
+            if existing is not None:
+                files.remove(existing)
         for path, text in pages.items():
             existing = files.get_file_from_path(path)
             if existing is not None:  # also written to disk by `opslabs render`: ours wins

@@ -6,9 +6,11 @@ error with a line number instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -20,6 +22,17 @@ from pydantic import (
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=64)]
 Text = Annotated[str, StringConstraints(min_length=1)]
 AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/")]
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"not a valid regular expression: {err}") from None
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
 FileMode = Annotated[str, StringConstraints(pattern=r"^0?[0-7]{3,4}$")]
 Duration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*(m|h)$")]
 Level = Literal["beginner", "intermediate", "advanced"]
@@ -55,7 +68,7 @@ class FileCheck(BaseCheck):
     group: str | None = None
     contains: list[str] = []
     not_contains: list[str] = []
-    matches: list[str] = []
+    matches: list[Regex] = []
 
     def describe(self) -> str:
         if not self.exists:
@@ -120,9 +133,9 @@ class CommandCheck(BaseCheck):
     exit_status: int = 0
     stdout_contains: list[str] = []
     stdout_not_contains: list[str] = []
-    stdout_matches: list[str] = []
+    stdout_matches: list[Regex] = []
     stderr_contains: list[str] = []
-    stderr_matches: list[str] = []
+    stderr_matches: list[Regex] = []
 
     def describe(self) -> str:
         parts = [f"`{one_line(self.command)}` exits with {self.exit_status}"]
@@ -138,7 +151,7 @@ class HttpCheck(BaseCheck):
     http: Annotated[str, StringConstraints(pattern=r"^https?://")]
     status: Annotated[int, Field(ge=100, le=599)] = 200
     body_contains: list[str] = []
-    body_matches: list[str] = []
+    body_matches: list[Regex] = []
 
     def describe(self) -> str:
         parts = [f"`{self.http}` answers {self.status}"]

@@ -18,7 +18,7 @@ from opslabs import engine
 from opslabs.catalog import Catalog, TaskEntry
 from opslabs.errors import EngineUnavailable, ImageUnavailable, OpslabsError, UserError
 from opslabs.load import AREA_FILE, load_catalog
-from opslabs.results import write_results
+from opslabs.results import read_results, write_results
 from opslabs.runner import LabEnvironment, LabSkipped, StepFailed, run_step, skip_reason
 
 RESULT_KEY = "opslabs"
@@ -26,7 +26,15 @@ RESULT_KEY = "opslabs"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("opslabs")
-    group.addoption("--opslabs-results", metavar="FILE", default=None, help="write per-lab results as JSON")
+    group.addoption("--opslabs-results", metavar="FILE", default=None, help="write per-lab results as JSON (merged into an existing file)")
+    group.addoption("--opslabs-labs", metavar="DIR", default=None, help="the knowledge base folder, when it is not named `labs`")
+
+
+def runs_labs(config: pytest.Config) -> bool:
+    """Whether this pytest run is about labs (the plugin stays out of unrelated test suites)."""
+    if config.getoption("opslabs_labs") or config.getoption("opslabs_results"):
+        return True
+    return any("labs" in Path(arg.split("::")[0]).parts for arg in config.args)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("opslabs_results"):
         config.pluginmanager.register(ResultsCollector(Path(config.getoption("opslabs_results"))), "opslabs-results")
     # A polite kill (SIGTERM) tears down like Ctrl-C does.
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    if runs_labs(config) and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
@@ -45,19 +53,23 @@ def _raise_interrupt(signum, frame):
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """Keep every lab's steps on one worker: they share the lab's containers."""
-    if config.getoption("dist") == "load":
+    if config.getoption("dist") == "load" and runs_labs(config):
         from xdist.scheduler import LoadFileScheduling
 
         return LoadFileScheduling(config, log)
     return None
 
 
-def is_lab_file(path: Path) -> bool:
-    return path.suffix in (".yaml", ".yml") and path.name != AREA_FILE and path.parent.parent.name == "labs"
+def is_lab_file(path: Path, root: Path | None = None) -> bool:
+    """A task file: <root>/<area>/<task>.yaml, where root is --opslabs-labs or a folder named labs."""
+    if path.suffix not in (".yaml", ".yml") or path.name == AREA_FILE:
+        return False
+    return path.parent.parent.resolve() == root.resolve() if root else path.parent.parent.name == "labs"
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    if is_lab_file(file_path):
+    root = parent.config.getoption("opslabs_labs")
+    if is_lab_file(file_path, Path(root) if root else None):
         return LabFile.from_parent(parent, path=file_path)
     return None
 
@@ -140,12 +152,12 @@ class StepItem(pytest.Item):
         self.user_properties.append((RESULT_KEY + ".step", json.dumps(step)))
 
     def repr_failure(self, excinfo, style=None):
-        if excinfo.errisinstance((StepFailed, OpslabsError)):
+        if excinfo.errisinstance(OpslabsError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        line = self.parent.entry.line_of("lab", "steps", self.index) if self.parent.entry else 1
+        line = self.parent.entry.line_of("lab", "steps", self.index)
         return self.path, line - 1, f"{self.parent.entry.id} step {self.index + 1}: {self.title}"
 
 
@@ -155,7 +167,13 @@ class ResultsCollector:
     def __init__(self, path: Path):
         self.path = path
         self.labs: dict[str, dict] = {}
+        self.previous: dict[str, dict] = {}
         self.started = time.time()
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Labs that run again replace their entry; the others keep theirs (the site shows them all).
+        if not hasattr(session.config, "workerinput"):
+            self.previous = read_results(self.path)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
@@ -182,7 +200,7 @@ class ResultsCollector:
         if hasattr(session.config, "workerinput"):
             return  # the controller writes the file
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        labs = []
+        labs = [lab for lab_id, lab in self.previous.items() if lab_id not in self.labs]
         for lab in self.labs.values():
             lab["duration"] = round(lab["duration"], 2)
             lab["finished"] = finished

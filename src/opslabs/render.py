@@ -84,26 +84,32 @@ def render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, A
     return pages
 
 
-HAND_WRITTEN_FOLDERS = {"assets"}
+MANIFEST = ".opslabs-pages"  # what the last `opslabs render` wrote, one path a line
+
+
+def previously_rendered(out_dir: Path) -> set[str]:
+    try:
+        return set((Path(out_dir) / MANIFEST).read_text(encoding="utf-8").split())
+    except OSError:
+        return set()
 
 
 def write_pages(pages: dict[str, str], out_dir: Path) -> list[Path]:
     """Write rendered pages below out_dir; only files whose content changed are touched.
 
-    Sub-folders of out_dir (but assets/) hold generated pages only, so Markdown there that
-    no longer has a source (a renamed or deleted task) is removed.
+    Pages the previous render wrote that have no source any more (a renamed or deleted
+    task) are removed; nothing else in out_dir is ever touched.
     """
     out_dir = Path(out_dir)
-    wanted = {out_dir / rel for rel in pages}
-    for folder in (p for p in out_dir.iterdir() if p.is_dir() and p.name not in HAND_WRITTEN_FOLDERS) if out_dir.is_dir() else ():
-        for stale in [p for p in folder.rglob("*.md") if p not in wanted]:
-            stale.unlink()
+    for stale in previously_rendered(out_dir) - set(pages):
+        (out_dir / stale).unlink(missing_ok=True)
     written = []
     for rel, text in sorted(pages.items()):
-        target = Path(out_dir) / rel
+        target = out_dir / rel
         if target.exists() and target.read_text(encoding="utf-8") == text:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         written.append(target)
+    (out_dir / MANIFEST).write_text("".join(f"{rel}\n" for rel in sorted(pages)), encoding="utf-8")
     return written

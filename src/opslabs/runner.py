@@ -112,7 +112,7 @@ class LabEnvironment:
                     self.say(f"starting services on {name}")
                 self._start(name, host)
         except BaseException:
-            self.teardown()
+            self.teardown(quiet=True)  # the provisioning error is the one to report
             raise
         return self
 
@@ -142,10 +142,14 @@ class LabEnvironment:
             session.close(kill=True)
         self.sessions.clear()
 
-    def teardown(self) -> None:
+    def teardown(self, quiet: bool = False) -> None:
         self.close_sessions()
-        engine.remove_containers([self.container_name(h) for h in self.lab.hosts])
-        engine.remove_networks([self.network])
+        try:
+            engine.remove_containers([self.container_name(h) for h in self.lab.hosts])
+            engine.remove_networks([self.network])
+        except engine.DockerError:
+            if not quiet:
+                raise  # otherwise `opslabs gc` collects the rest by label
 
     def __enter__(self) -> "LabEnvironment":
         return self.provision()

@@ -92,7 +92,10 @@ class Session:
         self._err.start()
         self._lock = threading.Lock()
         self.alive = True
-        self.bash = self.run('[ -n "${BASH_VERSION:-}" ] && echo bash', timeout=30).stdout.strip() == "bash"
+        self.bash, self.pid = False, None  # until the probe below says otherwise
+        probe = self.run('echo "$$ ${BASH_VERSION:+bash}"', timeout=30).stdout.split()
+        self.pid = int(probe[0])  # the shell leads its own process group inside the container
+        self.bash = probe[1:] == ["bash"]
 
     def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, subshell: bool = False, strict: bool = False) -> CommandResult:
         """Run one command in the shell; `subshell` keeps it from changing the shell's state,
@@ -100,10 +103,12 @@ class Session:
         if not self.alive:
             raise SessionError(f"the shell on {self.container} has ended")
         token = secrets.token_hex(8)
-        if getattr(self, "bash", False):
+        if self.bash:
             # bash reads a pipe byte by byte, so `read -N` takes the command text that
             # follows this line verbatim: no quoting, and no process spawned per command.
-            body, payload = f"IFS= read -r -d '' -N {len(command)} __opslabs_cmd", command
+            # LC_ALL=C makes it count bytes whatever locale the host sets.
+            data = command.encode("utf-8")
+            body, payload = f"LC_ALL=C IFS= read -r -d '' -N {len(data)} __opslabs_cmd", command
         else:
             encoded = base64.b64encode(command.encode("utf-8")).decode("ascii")
             body, payload = '__opslabs_cmd=$(printf %s ' + encoded + ' | base64 -d)', ""
@@ -121,7 +126,7 @@ class Session:
                 self._proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 self.alive = False
-                raise SessionError(f"the shell on {self.container} has ended") from None
+                raise SessionError(f"the shell on {self.container} has ended: {self._why_ended()}") from None
             stdout, stderr, rc = self._collect(token.encode(), command, start + timeout, timeout)
         return CommandResult(command, rc, stdout, stderr, time.monotonic() - start)
 
@@ -150,6 +155,7 @@ class Session:
                 return int(bytes(buffer[position + len(marker): end]))
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            self.kill_running_command()
             self.close(kill=True)
             raise CommandTimeout(command, timeout, bytes(buffer), bytes(other))
         try:
@@ -158,9 +164,30 @@ class Session:
             return None
         if chunk == b"":
             self.alive = False
-            raise SessionError(f"the shell on {self.container} ended while running a command (did it call `exit`?)")
+            raise SessionError(f"the shell on {self.container} ended while running a command: {self._why_ended()}")
         buffer += chunk
         return None
+
+    def _why_ended(self) -> str:
+        """docker exec's own words, e.g. that the container is gone or the engine stopped."""
+        try:
+            code = self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        said = bytearray()
+        while not self._err.chunks.empty():
+            said += self._err.chunks.get_nowait()
+        text = said.decode("utf-8", "replace").strip().splitlines()[-3:]
+        return f"docker exec exited with {code}" + (f": {' '.join(text)}" if text else " (did the command call `exit`?)")
+
+    def kill_running_command(self) -> None:
+        """Stop what a timed-out command left running in the container, not only our client."""
+        if self.pid:
+            try:
+                subprocess.run(["docker", "exec", self.container, "sh", "-c", f"kill -KILL -{self.pid}"],
+                               capture_output=True, timeout=15, check=False)
+            except subprocess.TimeoutExpired:
+                pass  # the container is torn down anyway when the lab ends
 
     def close(self, kill: bool = False) -> None:
         self.alive = False

@@ -50,6 +50,7 @@ def running_labs() -> dict[str, str]:
 
 
 def attach(entry: TaskEntry) -> LabEnvironment:
+    engine.ensure_engine()
     run_id = running_labs().get(entry.id)
     if run_id is None:
         raise UserError(f"lab {entry.id} is not running; start it with `opslabs start {entry.id}`")
@@ -62,9 +63,9 @@ def start(entry: TaskEntry, say: Say) -> LabEnvironment:
     reason = skip_reason(entry.task.lab)
     if reason:
         raise UserError(f"lab {entry.id} cannot run here: it {reason}")
+    engine.ensure_engine()
     if entry.id in running_labs():
         raise UserError(f"lab {entry.id} is already running: `opslabs shell {entry.id}` to work in it, `opslabs stop {entry.id}` to remove it")
-    engine.ensure_engine()
     env = LabEnvironment(entry, kind=KIND, on_progress=say)
     env.provision()
     try:

@@ -182,3 +182,16 @@ def test_without_an_engine_labs_are_skipped_with_the_reason_never_passed(tmp_pat
     [lab] = read_json(results)["labs"]
     assert lab["status"] == "skipped" and "no Docker engine answers" in lab["reason"]
     assert "labs: 0 passed, 0 failed, 1 skipped" in proc.stdout
+
+
+def test_any_knowledge_base_folder_works_and_results_merge(tmp_path):
+    kb = tmp_path / "kb" / "fixtures"
+    kb.mkdir(parents=True)
+    for name in ("area.yaml", "two-part.yaml"):
+        shutil.copy(LABS / "fixtures" / name, kb / name)
+    results = tmp_path / "r.json"
+    results.write_text('{"labs": [{"id": "earlier-lab", "status": "passed", "duration": 1}]}')
+    proc = opslabs("verify", "two-part", "--results", str(results), labs=tmp_path / "kb")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "labs: 1 passed, 0 failed, 0 skipped" in proc.stdout
+    assert {lab["id"]: lab["status"] for lab in read_json(results)["labs"]} == {"earlier-lab": "passed", "two-part": "passed"}

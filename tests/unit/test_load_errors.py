@@ -120,8 +120,7 @@ def test_check_without_a_kind(tmp_path):
 
 
 def test_duplicate_ids_and_duplicate_keys(tmp_path):
-    other = TASK.replace("id: serve", "id: serve")
-    root = make_kb(tmp_path, {"web/serve.yaml": TASK, "web2/area.yaml": AREA.replace("web", "web2"), "web2/serve.yaml": other,
+    root = make_kb(tmp_path, {"web/serve.yaml": TASK, "web2/area.yaml": AREA.replace("web", "web2"), "web2/serve.yaml": TASK,
                               "web/dup.yaml": "id: dup\nid: dup\ntitle: t\nsummary: s\nlevel: beginner\nguide: g\n"})
     found = problems(root)
     assert any("web2/serve.yaml:1:1: id: duplicate task id, also used by" in p for p in found)
@@ -180,3 +179,20 @@ def test_unclosed_code_block_in_an_area_overview(tmp_path):
     (root / "web" / "area.yaml").write_text(AREA.replace("overview: o\n", "overview: |\n  Text\n\n  ```bash\n  echo open\n"))
     [problem] = problems(root)
     assert "area.yaml:8:1: overview: code block is never closed" in problem
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("title: !include other.yaml", "serve.yaml:2:8: title: cannot read this value:"),
+    ("title: 2024-13-45", "serve.yaml:2:8: title: cannot read this value:"),
+    ("? [a, b]\n: x\ntitle: t", "serve.yaml:2:3: a key must be plain text"),
+])
+def test_unreadable_values_and_keys_are_located_problems(tmp_path, value, expected):
+    task = TASK.replace("title: Serve", value)
+    found = problems(make_kb(tmp_path, {"web/serve.yaml": task}))
+    assert any(expected in p for p in found), found
+
+
+def test_an_invalid_regular_expression_is_a_validation_error(tmp_path):
+    task = TASK.replace("file: /tmp/x}", "file: /tmp/x, matches: ['(unclosed']}")
+    [problem] = problems(make_kb(tmp_path, {"web/serve.yaml": task}))
+    assert "lab.steps.0.checks.0.matches.0: not a valid regular expression: missing ), unterminated subpattern" in problem

@@ -69,13 +69,15 @@ def test_write_pages_only_touches_changed_files(tmp_path, pages):
     assert write_pages(changed, tmp_path) == [tmp_path / "index.md"]
 
 
-def test_write_pages_removes_pages_whose_source_is_gone_but_keeps_hand_written_ones(tmp_path, pages):
-    (tmp_path / "assets").mkdir()
-    (tmp_path / "assets" / "notes.md").write_text("hand-written")
-    (tmp_path / "about.md").write_text("hand-written")
-    (tmp_path / "demo" / "renamed-task").mkdir(parents=True)
-    (tmp_path / "demo" / "renamed-task" / "index.md").write_text("stale")
+def test_write_pages_removes_pages_whose_source_is_gone_and_nothing_else(tmp_path, pages):
+    (tmp_path / "howto").mkdir()
+    (tmp_path / "howto" / "notes.md").write_text("hand-written")
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "extra.md").write_text("hand-written, beside generated pages")
+    write_pages({**pages, "demo/renamed-task/index.md": "old"}, tmp_path)
+    assert (tmp_path / "demo" / "renamed-task" / "index.md").exists()
     write_pages(pages, tmp_path)
     assert not (tmp_path / "demo" / "renamed-task" / "index.md").exists()
-    assert (tmp_path / "assets" / "notes.md").exists() and (tmp_path / "about.md").exists()
+    assert (tmp_path / "howto" / "notes.md").read_text() == "hand-written"
+    assert (tmp_path / "demo" / "extra.md").read_text() == "hand-written, beside generated pages"
     assert (tmp_path / "demo" / "hello-lab" / "lab.md").exists()

@@ -15,7 +15,7 @@ MKDOCS = [sys.executable, "-m", "mkdocs"]
 @pytest.fixture(scope="module")
 def built_site(repo, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    proc = subprocess.run([*MKDOCS, "build", "--strict", "--site-dir", str(out)], cwd=repo, capture_output=True, text=True)
+    proc = subprocess.run([*MKDOCS, "build", "--strict", "--site-dir", str(out)], cwd=repo, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -41,14 +41,31 @@ def test_search_index_and_tags_page_exist(built_site):
     assert "material/tags" not in (built_site / "tags" / "index.html").read_text()
 
 
-def test_invalid_yaml_fails_the_build_with_the_loader_message(repo, tmp_path):
-    shutil.copy(repo / "mkdocs.yml", tmp_path / "mkdocs.yml")
-    shutil.copytree(repo / "macros", tmp_path / "macros")
-    shutil.copytree(repo / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("index.md", "labs.md"))
-    area = tmp_path / "labs" / "web"
+def small_project(repo: Path, root: Path, area_yaml: str) -> Path:
+    shutil.copy(repo / "mkdocs.yml", root / "mkdocs.yml")
+    shutil.copytree(repo / "macros", root / "macros")
+    shutil.copytree(repo / "docs", root / "docs", ignore=shutil.ignore_patterns("index.md", "labs.md", ".opslabs-pages"))
+    for folder in [p for p in (root / "docs").iterdir() if p.is_dir() and p.name != "assets"]:
+        shutil.rmtree(folder)  # pages rendered from the repository's own labs
+    area = root / "labs" / "web"
     area.mkdir(parents=True)
-    (area / "area.yaml").write_text("id: web\ntitle: Web\norder: 1\nsummary: s\noverview: o\ncolor: blue\n")
-    proc = subprocess.run([*MKDOCS, "build", "--strict"], cwd=tmp_path, capture_output=True, text=True)
+    (area / "area.yaml").write_text(area_yaml)
+    return root
+
+
+def test_invalid_yaml_fails_the_build_with_the_loader_message(repo, tmp_path):
+    small_project(repo, tmp_path, "id: web\ntitle: Web\norder: 1\nsummary: s\noverview: o\ncolor: blue\n")
+    proc = subprocess.run([*MKDOCS, "build", "--strict"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "labs/web/area.yaml:6:1: color: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pages_rendered_for_a_task_that_is_gone_do_not_break_the_build(repo, tmp_path):
+    small_project(repo, tmp_path, "id: web\ntitle: Web\norder: 1\nsummary: s\noverview: o\n")
+    (tmp_path / "docs" / "web" / "old-task").mkdir(parents=True)
+    (tmp_path / "docs" / "web" / "old-task" / "index.md").write_text("# A deleted task\n")
+    (tmp_path / "docs" / ".opslabs-pages").write_text("web/old-task/index.md\n")
+    proc = subprocess.run([*MKDOCS, "build", "--strict"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (tmp_path / "site" / "web" / "old-task").exists()
