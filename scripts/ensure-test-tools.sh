@@ -12,5 +12,5 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "installing ${missing[*]} ..."
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+timeout 900 apt-get update -qq
+timeout 1800 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

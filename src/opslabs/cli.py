@@ -186,12 +186,12 @@ def gc(everything: bool) -> None:
     click.echo(f"removed {len(containers)} container(s) and {len(networks)} network(s)")
 
 
-@main.group()
-def engine() -> None:
+@main.group("engine")
+def engine_group() -> None:
     """The Docker engine."""
 
 
-@engine.command("ensure")
+@engine_group.command("ensure")
 def engine_ensure() -> None:
     """Make sure a Docker engine answers; as root on Debian, install and start one.
 
@@ -199,18 +199,18 @@ def engine_ensure() -> None:
     Example:
       sudo opslabs engine ensure
     """
-    from opslabs import engine as docker_engine
+    from opslabs import engine
 
-    state = docker_engine.ensure_engine()
+    state = engine.ensure_engine()
     click.echo(f"Docker engine {state}")
 
 
-@main.group()
-def images() -> None:
+@main.group("images")
+def images_group() -> None:
     """Base images for the labs."""
 
 
-@images.command("ensure")
+@images_group.command("ensure")
 @click.argument("names", nargs=-1)
 @click.pass_context
 def images_ensure(ctx: click.Context, names: tuple[str, ...]) -> None:
@@ -221,14 +221,14 @@ def images_ensure(ctx: click.Context, names: tuple[str, ...]) -> None:
       opslabs images ensure                      every image the labs name
       opslabs images ensure debian:bookworm-slim
     """
-    from opslabs import engine as docker_engine
-    from opslabs import images as base_images
+    from opslabs import engine
+    from opslabs import images
 
     if not names:
         names = tuple(sorted({h.image for t in _catalog(ctx).labs() for h in t.task.lab.hosts.values()} | {"debian:bookworm-slim"}))
-    docker_engine.ensure_engine()
+    engine.ensure_engine()
     for name in names:
-        how = base_images.ensure_image(name)
+        how = images.ensure_image(name)
         click.echo(f"{name}: {how}")
 
 
@@ -386,10 +386,10 @@ def status(ctx: click.Context) -> None:
     Example:
       opslabs status
     """
-    from opslabs import engine as docker_engine
+    from opslabs import engine
     from opslabs import workshop
 
-    docker_engine.ensure_engine()
+    engine.ensure_engine()
     running = workshop.status()
     if not running:
         click.echo("No lab is running. `opslabs list` shows the labs, `opslabs start LAB` starts one.")
@@ -420,12 +420,12 @@ def stop(lab: str | None, everything: bool) -> None:
       opslabs stop nginx-load-balancer
       opslabs stop --all
     """
-    from opslabs import engine as docker_engine
+    from opslabs import engine
     from opslabs import workshop
 
     if not lab and not everything:
         raise click.UsageError("name a LAB or use --all")
-    docker_engine.ensure_engine()
+    engine.ensure_engine()
     containers, networks = workshop.stop(None if everything else lab)
     if not containers and not networks:
         click.echo(f"{'No lab' if everything else f'Lab {lab}'} was running.")
@@ -443,10 +443,10 @@ def prepare(ctx: click.Context, labs: tuple[str, ...]) -> None:
     Example:
       opslabs prepare nginx-load-balancer gitflow-release   # the night before
     """
-    from opslabs import engine as docker_engine
+    from opslabs import engine
     from opslabs import workshop
 
     entries = [_lab(ctx, lab) for lab in labs] or _catalog(ctx).labs()
-    docker_engine.ensure_engine()
+    engine.ensure_engine()
     workshop.prepare(entries, _say)
     click.secho(f"Ready: {len(entries)} lab(s) start from the local cache, without a network.", fg="green")

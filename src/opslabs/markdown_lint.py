@@ -16,7 +16,7 @@ def lint_markdown(text: str) -> list[tuple[int, str]]:
     problems: list[tuple[int, str]] = []
     opened: tuple[int, str] | None = None  # (line, fence) of the open code block
     for number, line in enumerate(text.splitlines(), 1):
-        match = FENCE.match(line)
+        match = FENCE.match(line.expandtabs(4))
         if not match:
             continue
         indent, ticks, info = match.groups()

@@ -36,7 +36,10 @@ class OpslabsPlugin(BasePlugin[OpslabsConfig]):
         return config
 
     def on_files(self, files: Files, config) -> Files:
-        pages = render(self.catalog, self.templates_dir, read_results(self.results_path))
+        try:
+            pages = render(self.catalog, self.templates_dir, read_results(self.results_path))
+        except UserError as err:
+            raise PluginError(f"opslabs: {err}") from None
         for stale in previously_rendered(Path(config.docs_dir)) - set(pages):  # left by `opslabs render`
             existing = files.get_file_from_path(stale)
             if existing is not None:

@@ -9,7 +9,8 @@ from typing import Any
 import jinja2
 
 from opslabs.catalog import Catalog
-from opslabs.model import CHECK_KINDS, check_kind
+from opslabs.errors import UserError
+from opslabs.model import check_kind
 
 TEMPLATES = {"home": "home.md.j2", "area": "area.md.j2", "guide": "guide.md.j2", "lab": "lab.md.j2", "labs": "labs.md.j2"}
 
@@ -26,8 +27,14 @@ def environment(templates_dir: Path) -> jinja2.Environment:
     env.filters["check_kind"] = check_kind
     env.filters["fence"] = fence
     env.filters["yaml_string"] = lambda text: json.dumps(str(text), ensure_ascii=False)
+    env.filters["cell"] = table_cell
     env.globals["plural"] = plural
     return env
+
+
+def table_cell(text: object) -> str:
+    """Text safe inside a Markdown table cell or an admonition title: one line, no | or \"."""
+    return " ".join(str(text).split()).replace("|", "\\|").replace('"', "'")
 
 
 def plural(count: int, noun: str) -> str:
@@ -64,10 +71,19 @@ def lab_status(result: dict[str, Any] | None) -> dict[str, str]:
 
 def render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
     """Render every page; returns {path relative to docs/: markdown}."""
+    try:
+        return _render(catalog, templates_dir, results)
+    except jinja2.TemplateSyntaxError as err:
+        raise UserError(f"{err.filename or templates_dir}:{err.lineno}: template error: {err.message}") from None
+    except jinja2.TemplateError as err:
+        raise UserError(f"{templates_dir}: template error: {err}") from None
+
+
+def _render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, Any]] | None) -> dict[str, str]:
     env = environment(Path(templates_dir))
     results = results or {}
     pages: dict[str, str] = {}
-    common = {"catalog": catalog, "page_paths": page_paths, "check_kinds": list(CHECK_KINDS)}
+    common = {"catalog": catalog, "page_paths": page_paths}
     pages["index.md"] = env.get_template(TEMPLATES["home"]).render(**common)
     labs = [(t, lab_status(results.get(t.id))) for t in catalog.labs()]
     pages["labs.md"] = env.get_template(TEMPLATES["labs"]).render(labs=labs, **common)

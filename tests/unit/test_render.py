@@ -81,3 +81,22 @@ def test_write_pages_removes_pages_whose_source_is_gone_and_nothing_else(tmp_pat
     assert (tmp_path / "howto" / "notes.md").read_text() == "hand-written"
     assert (tmp_path / "demo" / "extra.md").read_text() == "hand-written, beside generated pages"
     assert (tmp_path / "demo" / "hello-lab" / "lab.md").exists()
+
+
+def test_a_broken_template_is_a_located_user_error(repo, tmp_path):
+    import shutil
+
+    from opslabs.errors import UserError
+
+    shutil.copytree(repo / "macros", tmp_path / "macros")
+    (tmp_path / "macros" / "guide.md.j2").write_text("line one\n{% for x in y %}\n{{ x }}\n{% endfo %}\n")
+    with pytest.raises(UserError, match=r"guide.md.j2:4: template error: Encountered unknown tag 'endfo'"):
+        render(load_catalog(HERE / "fixtures" / "labs"), tmp_path / "macros")
+
+
+def test_a_skip_reason_with_newlines_and_pipes_stays_in_its_table_cell(repo):
+    results = {"hello-lab": {"status": "skipped", "reason": 'image "x" | cannot\nbe pulled'}}
+    pages = render(load_catalog(HERE / "fixtures" / "labs"), repo / "macros", results)
+    row = next(line for line in pages["labs.md"].splitlines() if "hello-lab/lab.md" in line)
+    assert row.endswith("Not verified: image 'x' \\| cannot be pulled |")
+    assert '!!! warning "Not verified: image \'x\' \\| cannot be pulled"' in pages["demo/hello-lab/lab.md"]
