@@ -96,7 +96,8 @@ class LabFile(pytest.File):
     def collect(self):
         catalog = _catalog(self.config, self.path.parent.parent)
         if isinstance(catalog, UserError):
-            raise LabCollectError(str(catalog))
+            mine = [str(p) for p in getattr(catalog, "problems", []) if Path(p.path).resolve() == self.path.resolve()]
+            raise LabCollectError("\n".join(mine) or "the knowledge base has problems in other files: run `opslabs validate`")
         self.entry = next((t for t in catalog.tasks() if t.path.resolve() == self.path.resolve()), None)
         if self.entry is None or self.entry.task.lab is None:
             return

@@ -65,6 +65,10 @@ def start(entry: TaskEntry, say: Say) -> LabEnvironment:
         raise UserError(f"lab {entry.id} cannot run here: it {reason}")
     engine.ensure_engine()
     if entry.id in running_labs():
+        running = {c[f"{engine.LABEL}.host"] for c in engine.find("container", {"kind": KIND, "lab": entry.id})}
+        missing = sorted(set(entry.task.lab.hosts) - running)
+        if missing:  # a start that was killed half-way
+            raise UserError(f"lab {entry.id} is only half started (missing: {', '.join(missing)}): `opslabs stop {entry.id}`, then start it again")
         raise UserError(f"lab {entry.id} is already running: `opslabs shell {entry.id}` to work in it, `opslabs stop {entry.id}` to remove it")
     env = LabEnvironment(entry, kind=KIND, on_progress=say)
     env.provision()

@@ -25,13 +25,14 @@ def test_every_check_kind_passes_against_real_state_and_skips_are_not_passes(tmp
     labs = read_json(results)["labs"]
     by_id = {lab["id"]: lab for lab in labs}
     assert by_id["all-checks"]["status"] == "passed"
-    assert [s["status"] for s in by_id["all-checks"]["steps"]] == ["passed", "passed"]
+    assert [s["status"] for s in by_id["all-checks"]["steps"]] == ["passed", "passed", "passed"]
     assert all(c["passed"] for s in by_id["all-checks"]["steps"] for c in s["checks"])
     assert len(by_id["all-checks"]["steps"][1]["checks"]) == 7
     assert by_id["needs-kubernetes"]["status"] == "skipped"
     assert "requires kubernetes" in by_id["needs-kubernetes"]["reason"]
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "0", "1")
+    assert len(by_id["all-checks"]["steps"][2]["checks"]) == 7  # the negative forms
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "0", "1")
     assert leftovers({"lab": "all-checks"}) == ([], [])
 
 
