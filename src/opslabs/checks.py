@@ -69,6 +69,15 @@ def _text_problems(text: str, what: str, contains=(), not_contains=(), matches=(
     return problems
 
 
+def _presence(check: BaseCheck, present: bool, what: str) -> Outcome | None:
+    """The outcome when presence alone decides (it is absent, or absence is wanted); None to go on."""
+    if not present:
+        return Outcome(not check.exists, check.describe(), f"{what} does not exist")
+    if not check.exists:
+        return Outcome(False, check.describe(), f"{what} exists")
+    return None
+
+
 def _excerpt(text: str, limit: int = 300) -> str:
     text = text.strip()
     if not text:
@@ -79,10 +88,8 @@ def _excerpt(text: str, limit: int = 300) -> str:
 @register("file")
 def check_file(host: Host, check: model.FileCheck) -> Outcome:
     f = host.file(check.file)
-    if not f.exists:
-        return Outcome(not check.exists, check.describe(), f"{check.file} does not exist")
-    if not check.exists:
-        return Outcome(False, f"{check.file} does not exist", f"{check.file} exists")
+    if (decided := _presence(check, f.exists, check.file)) is not None:
+        return decided
     problems: list[tuple[str, str]] = []
     if check.directory is not None and f.is_directory != check.directory:
         problems.append((f"a {'directory' if check.directory else 'file'}", "a directory" if f.is_directory else "not a directory"))
@@ -166,10 +173,8 @@ def check_http(host: Host, check: model.HttpCheck) -> Outcome:
 @register("user")
 def check_user(host: Host, check: model.UserCheck) -> Outcome:
     user = host.user(check.user)
-    if not user.exists:
-        return Outcome(not check.exists, check.describe(), f"user {check.user} does not exist")
-    if not check.exists:
-        return Outcome(False, check.describe(), f"user {check.user} exists")
+    if (decided := _presence(check, user.exists, f"user {check.user}")) is not None:
+        return decided
     problems: list[tuple[str, str]] = []
     if check.uid is not None and user.uid != check.uid:
         problems.append((f"uid {check.uid}", f"uid {user.uid}"))
@@ -185,10 +190,8 @@ def check_user(host: Host, check: model.UserCheck) -> Outcome:
 @register("group")
 def check_group(host: Host, check: model.GroupCheck) -> Outcome:
     group = host.group(check.group)
-    if not group.exists:
-        return Outcome(not check.exists, check.describe(), f"group {check.group} does not exist")
-    if not check.exists:
-        return Outcome(False, check.describe(), f"group {check.group} exists")
+    if (decided := _presence(check, group.exists, f"group {check.group}")) is not None:
+        return decided
     if check.gid is not None and group.gid != check.gid:
         return Outcome(False, check.describe(), f"gid {group.gid}")
     return Outcome(True, check.describe(), "as expected")
