@@ -84,11 +84,15 @@ class LabEnvironment:
         self.run_id = run_id or new_run_id()
         self.network = f"opslabs-{entry.id}-{self.run_id}"
         self.sessions: dict[str, Session] = {}
-        self.containers: dict[str, str] = {}
         self.built: list[str] = []  # hosts whose setup layer had to be built (cache miss)
 
     def container_name(self, host: str) -> str:
         return f"{self.network}-{host}"
+
+    @property
+    def containers(self) -> dict[str, str]:
+        """{host: container name}: derived from the run id, so an attached lab knows them too."""
+        return {host: self.container_name(host) for host in self.lab.hosts}
 
     def provision(self) -> "LabEnvironment":
         reason = skip_reason(self.lab)
@@ -104,10 +108,9 @@ class LabEnvironment:
                     self.built.append(name)
             engine.create_network(self.network, engine.labels(self.kind, self.run_id, self.entry.id))
             for name, host in self.lab.hosts.items():
-                self.containers[name] = self.container_name(name)
                 engine.run_container(self._spec(name, host, boot_images[name]))
             for name, host in self.lab.hosts.items():
-                self.sessions[name] = Session(self.containers[name], env=host.env)
+                self.sessions[name] = Session(self.container_name(name), env=host.env)
                 if host.start:
                     self.say(f"starting services on {name}")
                 self._start(name, host)
@@ -118,7 +121,7 @@ class LabEnvironment:
 
     def _spec(self, name: str, host: Host, image: str) -> engine.ContainerSpec:
         return engine.ContainerSpec(
-            name=self.containers[name], image=image, hostname=name, network=self.network,
+            name=self.container_name(name), image=image, hostname=name, network=self.network,
             labels=engine.labels(self.kind, self.run_id, self.entry.id, name),
             memory=host.memory, pids=host.pids, cap_add=tuple(host.cap_add),
             privileged=host.privileged, env=tuple(host.env.items()),
@@ -134,7 +137,7 @@ class LabEnvironment:
     def session(self, name: str) -> Session:
         session = self.sessions.get(name)
         if session is None or not session.alive:  # a timeout kills the shell: open a fresh one
-            session = self.sessions[name] = Session(self.containers[name], env=self.lab.hosts[name].env)
+            session = self.sessions[name] = Session(self.container_name(name), env=self.lab.hosts[name].env)
         return session
 
     def close_sessions(self) -> None:
@@ -145,7 +148,7 @@ class LabEnvironment:
     def teardown(self, quiet: bool = False) -> None:
         self.close_sessions()
         try:
-            engine.remove_containers([self.container_name(h) for h in self.lab.hosts])
+            engine.remove_containers(list(self.containers.values()))
             engine.remove_networks([self.network])
         except engine.DockerError:
             if not quiet:

@@ -54,9 +54,7 @@ def attach(entry: TaskEntry) -> LabEnvironment:
     run_id = running_labs().get(entry.id)
     if run_id is None:
         raise UserError(f"lab {entry.id} is not running; start it with `opslabs start {entry.id}`")
-    env = LabEnvironment(entry, kind=KIND, run_id=run_id)
-    env.containers = {name: env.container_name(name) for name in entry.task.lab.hosts}
-    return env
+    return LabEnvironment(entry, kind=KIND, run_id=run_id)
 
 
 def start(entry: TaskEntry, say: Say) -> LabEnvironment:
