@@ -119,15 +119,33 @@ class ContainerSpec:
     cap_add: tuple[str, ...] = ()
     privileged: bool = False
     env: tuple[tuple[str, str], ...] = ()
+    tmpfs: tuple[tuple[str, str], ...] = ()  # (mount point, size): a small disk that can fill up
 
 
 def create_network(name: str, label_args: list[str]) -> None:
     docker("network", "create", "--driver", "bridge", *label_args, name, timeout=60)
 
 
+# PID 1 of a lab host is this idle loop itself (no --init, no child `sleep`). The kernel
+# drops signals sent from inside the container to its PID 1 unless PID 1 has a handler for
+# them, and bash only handles SIGCHLD (to reap orphans, which become its children): so
+# `pkill sleep`, `pkill bash`, `killall -u root` and `kill -9 -1` cannot end the host.
+# It blocks reading a FIFO it holds open for writing too (no EOF, no process spawned);
+# the FIFO is unlinked at once. Without bash: POSIX sh, which ignores what it would catch
+# (it does not reap orphans); without mkfifo: the old `sleep` as PID 1.
+KEEPALIVE = (
+    'f=/tmp/.opslabs-idle-$(date +%s%N); mkfifo "$f" && exec 3<>"$f"; rm -f "$f"; '
+    'if [ -e /proc/self/fd/3 ]; then '
+    'command -v bash >/dev/null 2>&1 && exec bash --noprofile --norc -c "while :; do read -r _ <&3; done"; '
+    'trap "" HUP INT QUIT TERM USR1 USR2 PIPE ALRM; while :; do read -r _ <&3; done; fi; '
+    'exec sleep infinity'
+)
+
+
 def run_container(spec: ContainerSpec) -> str:
-    """Start a container that idles until we exec into it; returns its id."""
-    args = ["run", "--detach", "--init", "--name", spec.name, "--hostname", spec.hostname,
+    """Start a container whose PID 1 idles until we exec into it; returns its id."""
+    # SIGKILL as stop signal: PID 1 ignores SIGTERM, so `docker stop` does not wait 10 s.
+    args = ["run", "--detach", "--init=false", "--stop-signal", "SIGKILL", "--name", spec.name, "--hostname", spec.hostname,
             "--memory", spec.memory, "--pids-limit", str(spec.pids), *spec.labels]
     if spec.network:
         args += ["--network", spec.network, "--network-alias", spec.hostname]
@@ -139,13 +157,16 @@ def run_container(spec: ContainerSpec) -> str:
             args += ["--cap-add", cap]
     for key, value in spec.env:
         args += ["--env", f"{key}={value}"]
-    args += ["--entrypoint", "sleep", spec.image, "infinity"]
+    for mount, size in spec.tmpfs:
+        args += ["--tmpfs", f"{mount}:size={size}"]
+    args += ["--entrypoint", "sh", spec.image, "-c", KEEPALIVE]
     return docker(*args, timeout=120).stdout.strip()
 
 
 def commit(container: str, image: str) -> None:
-    # The entrypoint is ours (`sleep`); reset it so the image stays a plain base image.
-    docker("commit", "--change", 'ENTRYPOINT []', "--change", 'CMD ["bash"]', container, image, timeout=600)
+    # The entrypoint and stop signal are ours (the keep-alive); reset them so the image stays a plain base image.
+    docker("commit", "--change", 'ENTRYPOINT []', "--change", 'CMD ["bash"]', "--change", "STOPSIGNAL SIGTERM",
+           container, image, timeout=600)
 
 
 def image_exists(name: str) -> bool:
