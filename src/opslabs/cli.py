@@ -55,22 +55,57 @@ def main(ctx: click.Context, labs_dir: Path) -> None:
     ctx.obj = labs_dir
 
 
-def _catalog(ctx: click.Context):
+def _catalog(ctx: click.Context, policy=None):
+    """The knowledge base; with a policy, every host is held to it (commands that start containers)."""
     from opslabs.load import load_catalog
 
-    return load_catalog(ctx.obj)
+    return load_catalog(ctx.obj, policy)
+
+
+def _memory_size(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from opslabs.policy import memory_bytes
+
+    try:
+        memory_bytes(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    return value.lower()
+
+
+def policy_options(command):
+    """The operator's limits for what a lab may ask (never set from a lab file): passed on as `policy`."""
+    from functools import wraps
+
+    from opslabs.policy import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIDS, Policy
+
+    @wraps(command)
+    def with_policy(*args, allow_privileged, allow_caps, max_memory, max_pids, **kwargs):
+        policy = Policy(allow_privileged, frozenset(allow_caps), max_memory, max_pids)
+        return command(*args, policy=policy, **kwargs)
+
+    options = [
+        click.option("--allow-privileged", is_flag=True, help="Let labs run privileged hosts (root on this machine)."),
+        click.option("--allow-cap", "allow_caps", multiple=True, metavar="CAP", help="Let labs add this capability (repeatable; ALL for any)."),
+        click.option("--max-memory", default=DEFAULT_MAX_MEMORY, show_default=True, callback=_memory_size, help="Most memory a lab host may ask for."),
+        click.option("--max-pids", type=click.IntRange(64, 4194304), default=DEFAULT_MAX_PIDS, show_default=True, help="Most processes a lab host may ask for."),
+    ]
+    for option in reversed(options):
+        with_policy = option(with_policy)
+    return with_policy
 
 
 @main.command()
+@policy_options
 @click.pass_context
-def validate(ctx: click.Context) -> None:
+def validate(ctx: click.Context, policy) -> None:
     """Check every area and task file; report all problems at once.
 
     \b
     Example:
       opslabs validate && echo "all good"
+      opslabs validate --allow-cap SYS_PTRACE --max-memory 4g
     """
-    catalog = _catalog(ctx)
+    catalog = _catalog(ctx, policy)
     click.echo(f"{len(catalog.areas)} areas, {len(catalog.tasks())} tasks, {len(catalog.labs())} labs: valid")
 
 
@@ -124,8 +159,9 @@ def list_labs(ctx: click.Context, as_json: bool) -> None:
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Write results JSON here [default: .opslabs/results.json].")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write a JUnit XML report here.")
 @click.option("-q", "--quiet", is_flag=True)
+@policy_options
 @click.pass_context
-def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path | None, junit: Path | None, quiet: bool) -> None:
+def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path | None, junit: Path | None, quiet: bool, policy) -> None:
     """Run labs in fresh containers and check them (all labs without LAB arguments).
 
     \b
@@ -138,7 +174,7 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     from opslabs import engine
     from opslabs.results import DEFAULT_RESULTS, read_results
 
-    catalog = _catalog(ctx)
+    catalog = _catalog(ctx, policy)
     known = {t.id: t for t in catalog.labs()}
     unknown = [lab for lab in labs if lab not in known]
     if unknown:
@@ -153,7 +189,7 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     results = results or DEFAULT_RESULTS
     args = [str(t.path) for t in chosen]
     args += ["--opslabs-labs", str(ctx.obj), "--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
-             "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short"]
+             "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short", *policy.pytest_args()]
     args += ["-q"] if quiet else ["-v"]
     if jobs > 1 and len(chosen) > 1:
         args += ["-n", str(min(jobs, len(chosen))), "--dist", "loadfile"]
@@ -250,8 +286,8 @@ def schema(out: Path) -> None:
 # --- workshop: what a learner types ---------------------------------------
 
 
-def _lab(ctx: click.Context, lab_id: str):
-    entry = _catalog(ctx).find_lab(lab_id)
+def _lab(ctx: click.Context, lab_id: str, policy=None):
+    entry = _catalog(ctx, policy).find_lab(lab_id)
     if entry is None:
         raise UserError(f"unknown lab {lab_id!r}; `opslabs list` shows the labs")
     return entry
@@ -294,8 +330,9 @@ def _show_report(entry, report, progress) -> None:
 
 @main.command()
 @click.argument("lab")
+@policy_options
 @click.pass_context
-def start(ctx: click.Context, lab: str) -> None:
+def start(ctx: click.Context, lab: str, policy) -> None:
     """Start a lab: boot its hosts (from the setup cache) and show the first step.
 
     \b
@@ -306,7 +343,7 @@ def start(ctx: click.Context, lab: str) -> None:
 
     from opslabs import workshop
 
-    entry = _lab(ctx, lab)
+    entry = _lab(ctx, lab, policy)
     started = time.monotonic()
     env = workshop.start(entry, _say)
     hosts = ", ".join(env.lab.hosts)
@@ -435,8 +472,9 @@ def stop(lab: str | None, everything: bool) -> None:
 
 @main.command()
 @click.argument("labs", nargs=-1)
+@policy_options
 @click.pass_context
-def prepare(ctx: click.Context, labs: tuple[str, ...]) -> None:
+def prepare(ctx: click.Context, labs: tuple[str, ...], policy) -> None:
     """Build every image a workshop needs ahead of time (all labs without LAB arguments).
 
     \b
@@ -446,7 +484,7 @@ def prepare(ctx: click.Context, labs: tuple[str, ...]) -> None:
     from opslabs import engine
     from opslabs import workshop
 
-    entries = [_lab(ctx, lab) for lab in labs] or _catalog(ctx).labs()
+    entries = [_lab(ctx, lab, policy) for lab in labs] or _catalog(ctx, policy).labs()
     engine.ensure_engine()
     workshop.prepare(entries, _say)
     click.secho(f"Ready: {len(entries)} lab(s) start from the local cache, without a network.", fg="green")

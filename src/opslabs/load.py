@@ -5,6 +5,7 @@ All problems of a run are collected and raised together as one ValidationFailed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,33 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from opslabs.catalog import AreaEntry, Catalog, Marks, TaskEntry, deepest_mark
-from opslabs.errors import Problem, ValidationFailed
+from opslabs.errors import Problem, UserError, ValidationFailed
 from opslabs.markdown_lint import lint_markdown
 from opslabs.model import CHECK_KINDS, Area, Task
+from opslabs.policy import DEFAULT_POLICY, Policy
 
 AREA_FILE = "area.yaml"
+
+# What one YAML file may cost, whoever wrote it: (environment variable, default). A lab
+# file is at most about 25 KB, nests about ten levels and has a few hundred values.
+LIMITS = {
+    "bytes": ("OPSLABS_YAML_MAX_BYTES", 128 * 1024),
+    "depth": ("OPSLABS_YAML_MAX_DEPTH", 64),
+    "nodes": ("OPSLABS_YAML_MAX_NODES", 50_000),
+}
+MAX_DEPTH_CEILING = 200  # composing and building recurse about twice per level: stay clear of Python's 1000
+
+
+def limit(name: str) -> int:
+    variable, default = LIMITS[name]
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise UserError(f"{variable}={raw!r}: expected a positive whole number (default {default})")
+    if name == "depth" and int(raw) > MAX_DEPTH_CEILING:
+        raise UserError(f"{variable}={raw}: at most {MAX_DEPTH_CEILING} levels can be read safely")
+    return int(raw)
 
 
 class _Document:
@@ -44,8 +67,14 @@ class _Document:
 
 def parse_yaml(path: Path, problems: list[Problem]) -> _Document | None:
     """Parse one file; on failure append a problem and return None."""
+    max_bytes = limit("bytes")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(max_bytes + 1)  # never more than the limit into memory
+        if len(raw) > max_bytes:
+            problems.append(Problem(path, 1, 1, "", f"file larger than {max_bytes} bytes, the limit for one YAML file "
+                                                    f"(set {LIMITS['bytes'][0]} to raise it)"))
+            return None
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         problems.append(Problem(path, 1, 1, "", "not a UTF-8 text file (expected YAML)"))
@@ -57,6 +86,12 @@ def parse_yaml(path: Path, problems: list[Problem]) -> _Document | None:
         problems.append(Problem(path, 1, 1, "", "binary content (expected YAML text)"))
         return None
     try:
+        # Bounds first, on the event stream (iterative): composing recurses per level,
+        # and building expands every alias again.
+        too_costly = _scan_limits(path, text)
+        if too_costly is not None:
+            problems.append(too_costly)
+            return None
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -81,12 +116,65 @@ def parse_yaml(path: Path, problems: list[Problem]) -> _Document | None:
     return _Document(path, data, builder.marks, builder.block_starts)
 
 
+def _scan_limits(path: Path, text: str) -> Problem | None:
+    """A problem where the file nests deeper, or expands (through aliases) to more values,
+    than the limits allow; None when it is within them. Aliases are counted by the size
+    and height of what they stand for, so a "billion laughs" is refused without expanding it."""
+    max_depth, max_nodes = limit("depth"), limit("nodes")
+    sizes: dict[str, int] = {}  # anchor -> values it stands for
+    heights: dict[str, int] = {}  # anchor -> levels of nesting it adds
+    stack: list[list] = []  # open collections: [anchor, total at start, depth, deepest depth inside]
+    total = 0
+
+    def located(event: yaml.Event, message: str) -> Problem:
+        return Problem(path, event.start_mark.line + 1, event.start_mark.column + 1, "", message)
+
+    def too_deep(event: yaml.Event, depth: int, via: str) -> Problem:
+        return located(event, f"{via}nests {depth} levels deep, more than the limit of {max_depth} "
+                              f"(set {LIMITS['depth'][0]} to raise it)")
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth = len(stack) + 1
+            if depth > max_depth:
+                return too_deep(event, depth, "this value ")
+            stack.append([event.anchor, total, depth, depth])
+            total += 1
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            anchor, start, depth, deepest = stack.pop()
+            if anchor is not None:
+                sizes[anchor], heights[anchor] = total - start, deepest - depth + 1
+            if stack:
+                stack[-1][3] = max(stack[-1][3], deepest)
+        elif isinstance(event, yaml.ScalarEvent):
+            total += 1
+            if event.anchor is not None:
+                sizes[event.anchor], heights[event.anchor] = 1, 0
+        elif isinstance(event, yaml.AliasEvent):
+            total += sizes.get(event.anchor, 1)  # an undefined alias is reported by the composer
+            depth = len(stack) + heights.get(event.anchor, 0)
+            if depth > max_depth:
+                return too_deep(event, depth, f"the alias *{event.anchor} ")
+            if stack:
+                stack[-1][3] = max(stack[-1][3], depth)
+        if total > max_nodes:
+            via = f"the alias *{event.anchor} makes " if isinstance(event, yaml.AliasEvent) else ""
+            return located(event, f"{via}the file expand to more than {max_nodes} values, the limit "
+                                  f"(set {LIMITS['nodes'][0]} to raise it)")
+    return None
+
+
 def _node_kind(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "list"
     if isinstance(node, yaml.MappingNode):
         return "mapping"
     return "single value"
+
+
+# A NUL reaches a value only through an escape such as "\0" (raw NULs are refused as binary).
+NUL_MESSAGE = ("contains a NUL character (from an escape such as \"\\0\"): no terminal can type it "
+               "and no shell can run it, so no command, path or value may contain one")
 
 
 class _Builder:
@@ -110,11 +198,15 @@ class _Builder:
         if node.style == "|":
             self.block_starts[loc] = node.start_mark.line + 2  # the line after the `|` indicator
         try:
-            return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+            value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError) as err:  # unknown tags (!include), impossible dates
             reason = getattr(err, "problem", None) or str(err)
             self.problem(node, loc, f"cannot read this value: {reason}")
             return None
+        if isinstance(value, str) and "\x00" in value:
+            self.problem(node, loc, NUL_MESSAGE)
+            return value.replace("\x00", "\\0")  # visible, and no second error for the same value
+        return value
 
     def _mapping(self, node: yaml.MappingNode, loc: tuple) -> dict:
         result: dict[Any, Any] = {}
@@ -124,6 +216,9 @@ class _Builder:
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problem(key_node, loc, "a key must be plain text, not a list or mapping")
+                continue
+            if "\x00" in key_node.value:
+                self.problem(key_node, loc, NUL_MESSAGE)
                 continue
             child = (*loc, key_node.value)
             self.marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
@@ -246,11 +341,16 @@ def _allowed_keys(model: type[BaseModel], data: Any, loc: tuple) -> set[str]:
     return set(current.model_fields) if current is not None else set()
 
 
-def _cross_check(task: Task, doc: _Document, problems: list[Problem]) -> None:
-    """Rules beyond single fields: the guide's Markdown, every host a step names is declared."""
+def _cross_check(task: Task, doc: _Document, problems: list[Problem], policy: Policy | None) -> None:
+    """Rules beyond single fields: the guide's Markdown, every host a step names is declared,
+    and no host asks for more of the machine than the operator's policy allows."""
     problems += doc.text_problems("guide", task.guide)
     if task.lab is None:
         return
+    for name, host in task.lab.hosts.items() if policy is not None else ():
+        for field, message in policy.check_host(host.privileged, host.cap_add, host.memory, host.pids):
+            loc = ("lab", "hosts", name, *(int(p) if p.isdigit() else p for p in field.split(".")))
+            problems.append(doc.problem(loc, message))
     hosts = set(task.lab.hosts)
     declared = ", ".join(sorted(hosts))
     for s, step in enumerate(task.lab.steps):
@@ -262,8 +362,11 @@ def _cross_check(task: Task, doc: _Document, problems: list[Problem]) -> None:
                 problems.append(doc.problem(("lab", "steps", s, "checks", c, "host"), f"host {check.host!r} is not declared in lab.hosts (declared: {declared})"))
 
 
-def load_catalog(root: Path) -> Catalog:
-    """Load `root/<area>/area.yaml` and `root/<area>/<task>.yaml`; raise ValidationFailed with every problem."""
+def load_catalog(root: Path, policy: Policy | None = DEFAULT_POLICY) -> Catalog:
+    """Load `root/<area>/area.yaml` and `root/<area>/<task>.yaml`; raise ValidationFailed with every problem.
+
+    `policy` bounds what a lab's hosts may ask (privileges, capabilities, memory, pids);
+    None skips that for callers that never start a container (rendering, a running lab's checks)."""
     root = Path(root)
     problems: list[Problem] = []
     if not root.is_dir():
@@ -299,7 +402,7 @@ def load_catalog(root: Path) -> Catalog:
             if task.id in task_ids:
                 problems.append(tdoc.problem(("id",), f"duplicate task id, also used by {task_ids[task.id]}"))
             task_ids[task.id] = task_path
-            _cross_check(task, tdoc, problems)
+            _cross_check(task, tdoc, problems, policy)
             tasks.append(TaskEntry(task, area_dir.name, task_path, tdoc.marks))
         if area is not None:
             tasks.sort(key=lambda t: (t.task.order, t.task.title.lower()))

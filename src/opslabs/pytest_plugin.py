@@ -18,6 +18,7 @@ from opslabs import engine
 from opslabs.catalog import Catalog, TaskEntry
 from opslabs.errors import EngineUnavailable, ImageUnavailable, OpslabsError, UserError
 from opslabs.load import AREA_FILE, load_catalog
+from opslabs.policy import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIDS, Policy
 from opslabs.results import read_results, write_results
 from opslabs.runner import LabEnvironment, LabSkipped, StepFailed, run_step, skip_reason
 
@@ -28,6 +29,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("opslabs")
     group.addoption("--opslabs-results", metavar="FILE", default=None, help="write per-lab results as JSON (merged into an existing file)")
     group.addoption("--opslabs-labs", metavar="DIR", default=None, help="the knowledge base folder, when it is not named `labs`")
+    # The operator's limits for what a lab may ask (opslabs.policy); never taken from a lab file.
+    group.addoption("--opslabs-allow-privileged", action="store_true", default=False, help="let labs run privileged hosts")
+    group.addoption("--opslabs-allow-cap", metavar="CAP", action="append", default=[], help="let labs add this capability (repeatable)")
+    group.addoption("--opslabs-max-memory", metavar="SIZE", default=DEFAULT_MAX_MEMORY, help="most memory a lab host may ask for")
+    group.addoption("--opslabs-max-pids", metavar="N", type=int, default=DEFAULT_MAX_PIDS, help="most processes a lab host may ask for")
+
+
+def policy_from(config: pytest.Config) -> Policy:
+    try:
+        return Policy(config.getoption("opslabs_allow_privileged"), frozenset(config.getoption("opslabs_allow_cap")),
+                      config.getoption("opslabs_max_memory"), config.getoption("opslabs_max_pids"))
+    except ValueError as err:
+        raise pytest.UsageError(f"--opslabs-max-memory: {err}") from None
 
 
 def runs_labs(config: pytest.Config) -> bool:
@@ -78,7 +92,7 @@ def _catalog(config: pytest.Config, root: Path) -> Catalog | UserError:
     cache = config._opslabs_catalogs
     if root not in cache:
         try:
-            cache[root] = load_catalog(root)
+            cache[root] = load_catalog(root, policy_from(config))
         except UserError as err:
             cache[root] = err
     return cache[root]
