@@ -57,6 +57,7 @@ class BaseCheck(Model):
     retries: Annotated[int, Field(ge=0, le=120)] = 0
     interval: Annotated[float, Field(gt=0, le=60)] = 1.0
     precheck: bool = True  # False: this check may already pass before the solution
+    timeout: Annotated[float, Field(gt=0, le=3600)] | None = None  # seconds per attempt; default: the step's check_timeout
 
 
 class FileCheck(BaseCheck):
@@ -241,6 +242,27 @@ class HostFile(Model):
     mode: FileMode = "0644"
 
 
+TMPFS_MAX_BYTES = 1 << 30  # a lab's small disk, not a place to store data; also charged to its memory limit
+SYSTEM_DIRS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys", "/usr", "/var")
+
+
+def _tmpfs_size(size: str) -> str:
+    if int(size[:-1]) * {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[size[-1]] > TMPFS_MAX_BYTES:
+        raise ValueError(f"a tmpfs may hold at most 1g, not {size}")
+    return size
+
+
+def _tmpfs_mount(path: str) -> str:
+    clean = "/" + "/".join(part for part in path.split("/") if part)
+    if clean in SYSTEM_DIRS or clean.startswith(("/proc/", "/sys/", "/dev/")):
+        raise ValueError(f"a tmpfs cannot hide the system directory {clean}")
+    return path
+
+
+TmpfsMount = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]*$", max_length=200), AfterValidator(_tmpfs_mount)]
+TmpfsSize = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,6}[kmg]$"), AfterValidator(_tmpfs_size)]
+
+
 class Host(Model):
     image: Text = "debian:bookworm-slim"
     setup: list[Text] = []  # build time: cached as an image layer
@@ -251,6 +273,9 @@ class Host(Model):
     privileged: bool = False
     memory: Annotated[str, StringConstraints(pattern=r"^[0-9]+[kmg]$")] = "768m"
     pids: Annotated[int, Field(ge=64, le=65536)] = 2048
+    # Size-limited scratch disks, e.g. {"/data": "16m"}: a lab about a full disk fills one
+    # of these, never the machine's disk.
+    tmpfs: Annotated[dict[TmpfsMount, TmpfsSize], Field(max_length=4)] = {}
 
 
 class SolutionCommand(Model):
@@ -264,8 +289,12 @@ class Step(Model):
     solution: Annotated[list[SolutionCommand], Field(min_length=1)]
     checks: Annotated[list[Check], Field(min_length=1)]
     hints: list[Text] = []
-    timeout: Annotated[int, Field(ge=1, le=3600)] = 300
+    timeout: Annotated[int, Field(ge=1, le=3600)] = 300  # seconds for each solution command
+    check_timeout: Annotated[float, Field(gt=0, le=3600)] = 60  # seconds for each attempt of each check
     precheck: bool = True  # False: the checks may already pass before the solution
+
+    def timeout_of(self, check: BaseCheck) -> float:
+        return check.timeout if check.timeout is not None else self.check_timeout
 
 
 class Lab(Model):

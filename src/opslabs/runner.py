@@ -4,6 +4,7 @@ solution, post-check and (opt-in) idempotence. Returns plain result objects."""
 from __future__ import annotations
 
 import secrets
+import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -13,7 +14,7 @@ from opslabs.catalog import TaskEntry
 from opslabs.checks import evaluate
 from opslabs.errors import OpslabsError
 from opslabs.model import Host, Lab, Step, check_kind
-from opslabs.session import CommandTimeout, Session, indent, run_required
+from opslabs.session import CommandTimeout, EngineLost, Session, SessionError, indent, run_required
 from opslabs.testinfra_backend import session_host
 
 START_TIMEOUT = 180
@@ -124,7 +125,7 @@ class LabEnvironment:
             name=self.container_name(name), image=image, hostname=name, network=self.network,
             labels=engine.labels(self.kind, self.run_id, self.entry.id, name),
             memory=host.memory, pids=host.pids, cap_add=tuple(host.cap_add),
-            privileged=host.privileged, env=tuple(host.env.items()),
+            privileged=host.privileged, env=tuple(host.env.items()), tmpfs=tuple(host.tmpfs.items()),
         )
 
     def _start(self, name: str, host: Host) -> None:
@@ -171,10 +172,19 @@ def run_checks(env: LabEnvironment, step: Step, with_retries: bool = True) -> li
 
 
 def run_solution(env: LabEnvironment, step: Step, where: str) -> None:
-    """Run the step's solution commands under `set -eu`; raise StepFailed-ready text on failure."""
+    """Run the step's solution commands as a terminal would (session.run terminal=True: each
+    under `set -eu`, working directory and exported variables carried per host); raise
+    SolutionError with a located message on failure."""
     for command in step.solution:
         try:
-            result = env.session(command.host).run(command.run, timeout=step.timeout, strict=True)
+            result = env.session(command.host).run(command.run, timeout=step.timeout, terminal=True)
+        except EngineLost:
+            raise
+        except SessionError as err:  # e.g. `pkill bash` killed the shell; the next command gets a fresh one
+            raise SolutionError(
+                f"{where}: the solution on host {command.host!r} ended its shell: {err}\n"
+                f"  command:\n{indent(command.run.strip(), '    | ')}"
+            ) from None
         except CommandTimeout as err:
             output = (err.stdout + err.stderr).decode("utf-8", "replace").strip().splitlines()[-10:]
             raise SolutionError(
@@ -183,9 +193,24 @@ def run_solution(env: LabEnvironment, step: Step, where: str) -> None:
             ) from None
         if not result.succeeded:
             raise SolutionError(
-                f"{where}: the solution on host {command.host!r} exited with {result.exit_status}\n"
+                f"{where}: the solution on host {command.host!r} exited with {result.exit_status}{disk_full_note(env, command.host, result)}\n"
                 f"  command:\n{indent(command.run.strip(), '    | ')}\n  last output:\n{indent(result.tail())}"
             )
+
+
+def disk_full_note(env: LabEnvironment, host: str, result) -> str:
+    """When a command failed for lack of space, say so (and which declared tmpfs is full)."""
+    if b"No space left on device" not in result.stdout_bytes + result.stderr_bytes:
+        return ""
+    full = []
+    for mount, size in env.lab.hosts[host].tmpfs.items():
+        try:
+            df = env.session(host).run(f"df -Pk {shlex.quote(mount)} | tail -n 1", timeout=30, subshell=True).stdout.split()
+        except SessionError:
+            continue
+        if len(df) >= 4 and df[3] == "0":  # available KiB
+            full.append(f"{mount} ({size} tmpfs) is full")
+    return f": host {host!r} ran out of disk space" + (f" ({', '.join(full)})" if full else " (No space left on device)")
 
 
 class SolutionError(OpslabsError):

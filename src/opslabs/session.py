@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import queue
 import secrets
+import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -26,6 +28,56 @@ SHELL_BOOTSTRAP = "command -v bash >/dev/null 2>&1 && exec bash --noprofile --no
 
 class SessionError(OpslabsError):
     pass
+
+
+class ShellKilled(SessionError):
+    """The shell was ended by a signal (e.g. `pkill bash`, `kill -9 -1` run inside the host)."""
+
+    def __init__(self, container: str, signum: int):
+        self.container, self.signum = container, signum
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = "an unknown signal"
+        super().__init__(f"the shell on {container} was killed by signal {signum} ({name})")
+
+
+class EngineLost(SessionError):
+    """docker exec lost the engine: the Docker daemon stopped or became unreachable."""
+
+
+# What the docker CLI says when no daemon answers at its socket.
+ENGINE_GONE = ("Cannot connect to the Docker daemon", "error during connect", "Is the docker daemon running")
+
+# Solution commands run like lines typed into a terminal (see `Session.run(terminal=True)`):
+# a child bash reads the command text (lines after `exec bash` are read by the new shell),
+# and at its exit writes its working directory and exported variables to a state file
+# that the next solution command on this host starts from. BASH_ENV is sourced by every
+# non-interactive bash; it acts only in the solution's own shell (same PID after `exec`).
+TERMINAL_DIR = "/var/lib/opslabs/terminal"
+TERMINAL_BASH_ENV = r"""if [ -z "${__OPSLABS_PID:-}" ]; then export __OPSLABS_PID=$$; fi
+if [ "$__OPSLABS_PID" = "$$" ]; then
+  set -eu
+  trap '__opslabs_rc=$?; __opslabs_s=${__OPSLABS_STATE:-}; unset BASH_ENV __OPSLABS_PID __OPSLABS_EXECED __OPSLABS_STATE SHLVL
+    [ -n "$__opslabs_s" ] && { printf "cd -- %q
+" "$PWD"; export -p; } >"$__opslabs_s.tmp" 2>/dev/null && command mv -f "$__opslabs_s.tmp" "$__opslabs_s" 2>/dev/null
+    exit $__opslabs_rc' EXIT
+  if [ -n "${__OPSLABS_EXECED:-}" ] && [ -e /proc/$$/fd/7 ]; then exec 0<&7 7<&-; fi
+  export __OPSLABS_EXECED=1
+fi
+"""
+TERMINAL_FUNCTION = r"""__opslabs_terminal() (
+  __opslabs_d=%(dir)s
+  { mkdir -p "$__opslabs_d" && [ -w "$__opslabs_d" ]; } 2>/dev/null || { __opslabs_d=/tmp/.opslabs-terminal-$(id -u); mkdir -p "$__opslabs_d"; }
+  printf '%%s' %(env)s >"$__opslabs_d/bash_env" 2>/dev/null
+  if [ -r "$__opslabs_d/state" ]; then
+    for __opslabs_v in $(compgen -e); do unset "$__opslabs_v" 2>/dev/null; done
+    . "$__opslabs_d/state" 2>/dev/null
+  fi
+  export BASH_ENV="$__opslabs_d/bash_env" __OPSLABS_STATE="$__opslabs_d/state"
+  unset __OPSLABS_PID __OPSLABS_EXECED
+  exec bash --noprofile --norc -eu /dev/fd/7 7< <(printf '%%s' "$__opslabs_cmd") </dev/null
+)"""
 
 
 class CommandTimeout(SessionError):
@@ -96,10 +148,18 @@ class Session:
         probe = self.run('echo "$$ ${BASH_VERSION:+bash}"', timeout=30).stdout.split()
         self.pid = int(probe[0])  # the shell leads its own process group inside the container
         self.bash = probe[1:] == ["bash"]
+        if self.bash:
+            self.run(TERMINAL_FUNCTION % {"dir": shlex.quote(TERMINAL_DIR), "env": shlex.quote(TERMINAL_BASH_ENV)}, timeout=30)
 
-    def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, subshell: bool = False, strict: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, subshell: bool = False, strict: bool = False,
+            terminal: bool = False) -> CommandResult:
         """Run one command in the shell; `subshell` keeps it from changing the shell's state,
-        `strict` runs it under `set -eu` (implies a subshell, so a failure cannot end the session)."""
+        `strict` runs it under `set -eu` (implies a subshell, so a failure cannot end the session).
+
+        `terminal` runs it as a learner's terminal would (solutions): under `set -eu` in a
+        child shell that starts in the working directory and with the exported variables the
+        previous terminal command on this host ended with, and leaves its own for the next;
+        lines after `exec bash` run in the new shell. Without bash it falls back to `strict`."""
         if not self.alive:
             raise SessionError(f"the shell on {self.container} has ended")
         token = secrets.token_hex(8)
@@ -112,7 +172,9 @@ class Session:
         else:
             encoded = base64.b64encode(command.encode("utf-8")).decode("ascii")
             body, payload = '__opslabs_cmd=$(printf %s ' + encoded + ' | base64 -d)', ""
-        if strict:
+        if terminal and self.bash:
+            run = "__opslabs_terminal"
+        elif strict or terminal:
             run = '(set -eu; eval "$__opslabs_cmd") </dev/null'
         elif subshell:
             run = '(eval "$__opslabs_cmd") </dev/null'
@@ -126,7 +188,7 @@ class Session:
                 self._proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 self.alive = False
-                raise SessionError(f"the shell on {self.container} has ended: {self._why_ended()}") from None
+                raise self._ended("has ended") from None
             stdout, stderr, rc = self._collect(token.encode(), command, start + timeout, timeout)
         return CommandResult(command, rc, stdout, stderr, time.monotonic() - start)
 
@@ -164,12 +226,12 @@ class Session:
             return None
         if chunk == b"":
             self.alive = False
-            raise SessionError(f"the shell on {self.container} ended while running a command: {self._why_ended()}")
+            raise self._ended("ended while running a command")
         buffer += chunk
         return None
 
-    def _why_ended(self) -> str:
-        """docker exec's own words, e.g. that the container is gone or the engine stopped."""
+    def _ended(self, how: str) -> SessionError:
+        """Why the shell is gone: killed by a signal, the engine lost, or docker exec's own words."""
         try:
             code = self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -178,7 +240,14 @@ class Session:
         while not self._err.chunks.empty():
             said += self._err.chunks.get_nowait()
         text = said.decode("utf-8", "replace").strip().splitlines()[-3:]
-        return f"docker exec exited with {code}" + (f": {' '.join(text)}" if text else " (did the command call `exit`?)")
+        words = " ".join(text)
+        if any(sign in words for sign in ENGINE_GONE):
+            return EngineLost(f"the Docker engine stopped answering while the shell on {self.container} was open: {words}")
+        # docker exec reports a process ended by signal N as 128+N, with nothing on stderr.
+        if code is not None and 128 < code <= 128 + 64 and not text:
+            return ShellKilled(self.container, code - 128)
+        why = f"docker exec exited with {code}" + (f": {words}" if text else " (did the command call `exit`?)")
+        return SessionError(f"the shell on {self.container} {how}: {why}")
 
     def kill_running_command(self) -> None:
         """Stop what a timed-out command left running in the container, not only our client."""
