@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -13,6 +14,7 @@ from testinfra.host import Host
 from opslabs import model
 from opslabs.model import BaseCheck, check_kind
 from opslabs.session import CommandTimeout, SessionError
+from opslabs.testinfra_backend import CHECK_COMMAND_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -41,15 +43,18 @@ def register(kind: str) -> Callable[[CheckFunction], CheckFunction]:
     return decorate
 
 
-def evaluate(host: Host, check: BaseCheck, with_retries: bool = True) -> Outcome:
-    """Run a check, retrying while it fails (for state that settles)."""
+def evaluate(host: Host, check: BaseCheck, with_retries: bool = True, timeout: float = CHECK_COMMAND_TIMEOUT) -> Outcome:
+    """Run a check, retrying while it fails (for state that settles); `timeout` bounds each attempt."""
     attempts = 1 + (check.retries if with_retries else 0)
     outcome = Outcome(False, check.describe(), "not run")
+    time_limit = getattr(host.backend, "time_limit", None)
     for attempt in range(attempts):
         try:
-            outcome = REGISTRY[check_kind(check)](host, check)
-        except CommandTimeout as err:
-            outcome = Outcome(False, check.describe(), f"the check's command did not finish within {err.timeout:g} s")
+            with time_limit(timeout) if time_limit else nullcontext():
+                outcome = REGISTRY[check_kind(check)](host, check)
+        except CommandTimeout:
+            # The timed-out command's shell was killed with it: a retry would find no shell.
+            return Outcome(False, check.describe(), f"the check did not finish within {timeout:g} s (its timeout)")
         except SessionError:
             raise  # the host itself is gone: not something a retry fixes
         except Exception as err:  # a module that cannot work here (e.g. `ss` missing) is a failed check
@@ -143,7 +148,7 @@ def check_process(host: Host, check: model.ProcessCheck) -> Outcome:
 
 @register("command")
 def check_command(host: Host, check: model.CommandCheck) -> Outcome:
-    result = host.run(check.command)
+    result = host.run(check.command)  # stdout/stderr decoded as UTF-8 with replacement: any bytes are fine
     problems: list[tuple[str, str]] = []
     if result.rc != check.exit_status:
         output = _excerpt((result.stdout + result.stderr))

@@ -145,8 +145,9 @@ KEEPALIVE = (
 def run_container(spec: ContainerSpec) -> str:
     """Start a container whose PID 1 idles until we exec into it; returns its id."""
     # SIGKILL as stop signal: PID 1 ignores SIGTERM, so `docker stop` does not wait 10 s.
+    # --memory-swap equal to --memory: no swap on top, so a lab's memory limit is the same on every machine.
     args = ["run", "--detach", "--init=false", "--stop-signal", "SIGKILL", "--name", spec.name, "--hostname", spec.hostname,
-            "--memory", spec.memory, "--pids-limit", str(spec.pids), *spec.labels]
+            "--memory", spec.memory, "--memory-swap", spec.memory, "--pids-limit", str(spec.pids), *spec.labels]
     if spec.network:
         args += ["--network", spec.network, "--network-alias", spec.hostname]
     if spec.privileged:
@@ -161,6 +162,19 @@ def run_container(spec: ContainerSpec) -> str:
         args += ["--tmpfs", f"{mount}:size={size}"]
     args += ["--entrypoint", "sh", spec.image, "-c", KEEPALIVE]
     return docker(*args, timeout=120).stdout.strip()
+
+
+def oom_kills(container: str) -> int | None:
+    """How many processes the kernel killed in the container for exceeding its memory limit
+    (the cgroup's oom_kill counter, v2 or v1); None when that cannot be read."""
+    read = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; true"
+    try:
+        proc = docker("exec", container, "sh", "-c", read, timeout=30, check=False)
+    except OpslabsError:
+        return None
+    counts = [int(value) for key, _, value in (line.partition(" ") for line in proc.stdout.splitlines())
+              if key == "oom_kill" and value.strip().isdigit()]
+    return max(counts) if counts else None
 
 
 def commit(container: str, image: str) -> None:

@@ -86,6 +86,7 @@ class LabEnvironment:
         self.network = f"opslabs-{entry.id}-{self.run_id}"
         self.sessions: dict[str, Session] = {}
         self.built: list[str] = []  # hosts whose setup layer had to be built (cache miss)
+        self.oom_kills_seen: dict[str, int] = {}  # host -> its cgroup's oom_kill count last reported
 
     def container_name(self, host: str) -> str:
         return f"{self.network}-{host}"
@@ -165,7 +166,7 @@ class LabEnvironment:
 def run_checks(env: LabEnvironment, step: Step, with_retries: bool = True) -> list[CheckResult]:
     results = []
     for i, check in enumerate(step.checks, start=1):
-        outcome = evaluate(env.host(check.host), check, with_retries=with_retries)
+        outcome = evaluate(env.host(check.host), check, with_retries=with_retries, timeout=step.timeout_of(check))
         results.append(CheckResult(i, check_kind(check), check.host, check.describe(), check.message or "",
                                    outcome.passed, outcome.expected, outcome.actual))
     return results
@@ -193,7 +194,7 @@ def run_solution(env: LabEnvironment, step: Step, where: str) -> None:
             ) from None
         if not result.succeeded:
             raise SolutionError(
-                f"{where}: the solution on host {command.host!r} exited with {result.exit_status}{disk_full_note(env, command.host, result)}\n"
+                f"{where}: the solution on host {command.host!r} {exit_reason(env, command.host, result.exit_status)}{disk_full_note(env, command.host, result)}\n"
                 f"  command:\n{indent(command.run.strip(), '    | ')}\n  last output:\n{indent(result.tail())}"
             )
 
@@ -215,6 +216,18 @@ def disk_full_note(env: LabEnvironment, host: str, result) -> str:
 
 class SolutionError(OpslabsError):
     pass
+
+
+def exit_reason(env: LabEnvironment, host: str, status: int) -> str:
+    """`exited with N`, or, for a SIGKILL (137) after which the host's cgroup counts a new
+    out-of-memory kill, that the kernel killed it for want of memory, with the limit."""
+    if status == 137:
+        kills = engine.oom_kills(env.container_name(host))
+        if kills is not None and kills > env.oom_kills_seen.get(host, 0):
+            env.oom_kills_seen[host] = kills
+            return (f"was killed by the kernel for running out of memory: the host's memory limit is "
+                    f"{env.lab.hosts[host].memory} (`memory:` of host {host}; exit status 137)")
+    return f"exited with {status}"
 
 
 def describe_check_failure(where: str, check: CheckResult, phase: str) -> str:
