@@ -220,3 +220,14 @@ def test_a_time_budget_is_shared_by_the_commands_of_one_attempt():
     assert session.timeouts[0] <= 0.5 and session.timeouts[1] <= 0.2
     backend.run("outside")  # no budget outside the attempt
     assert session.timeouts[-1] == 60
+
+
+# --- the site ---------------------------------------------------------------
+
+
+def test_no_hand_written_page_shares_its_address_with_an_area(repo):
+    """docs/security.md would be hidden by the `security` area's index page (both /security/)."""
+    areas = {area.id for area in load_catalog(repo / "labs", None).areas}
+    pages = {page.stem for page in (repo / "docs").glob("*.md")}
+    assert pages & areas == set()
+    assert (repo / "docs" / "security-and-limits.md").exists()
