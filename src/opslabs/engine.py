@@ -178,9 +178,9 @@ def oom_kills(container: str) -> int | None:
 
 
 def commit(container: str, image: str) -> None:
-    # The entrypoint and stop signal are ours (the keep-alive); reset them so the image stays a plain base image.
-    docker("commit", "--change", 'ENTRYPOINT []', "--change", 'CMD ["bash"]', "--change", "STOPSIGNAL SIGTERM",
-           container, image, timeout=600)
+    # The entrypoint is ours (the keep-alive); reset it so the image stays a plain base image.
+    # (Docker 20.10 refuses STOPSIGNAL in --change; the SIGKILL stop signal may stay: these are our cache images.)
+    docker("commit", "--change", 'ENTRYPOINT []', "--change", 'CMD ["bash"]', container, image, timeout=600)
 
 
 def image_exists(name: str) -> bool:
