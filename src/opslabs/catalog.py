@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opslabs.model import Area, Task
+from opslabs.versions import Versions
 
 # A location inside a YAML file: field path -> (line, column), both 1-based.
 Marks = dict[tuple, tuple[int, int]]
@@ -25,6 +26,7 @@ class TaskEntry:
     area_id: str
     path: Path
     marks: Marks = field(default_factory=dict, repr=False, compare=False)
+    text_start: int | None = None  # file line where the guide's text begins (a `|` block)
 
     @property
     def id(self) -> str:
@@ -39,6 +41,7 @@ class AreaEntry:
     area: Area
     path: Path
     tasks: tuple[TaskEntry, ...]
+    text_start: int | None = None  # file line where the overview's text begins
 
     @property
     def id(self) -> str:
@@ -49,6 +52,7 @@ class AreaEntry:
 class Catalog:
     root: Path
     areas: tuple[AreaEntry, ...]
+    versions: Versions = Versions()
 
     def tasks(self) -> list[TaskEntry]:
         return [task for area in self.areas for task in area.tasks]

@@ -16,6 +16,7 @@ from opslabs.catalog import AreaEntry, Catalog, Marks, TaskEntry, deepest_mark
 from opslabs.errors import Problem, UserError, ValidationFailed
 from opslabs.markdown_lint import lint_markdown
 from opslabs.model import CHECK_KINDS, Area, Task
+from opslabs.versions import FILE as VERSIONS_FILE, Versions
 from opslabs.policy import DEFAULT_POLICY, Policy
 
 AREA_FILE = "area.yaml"
@@ -59,6 +60,19 @@ class _Document:
             else:
                 problems.append(self.problem((field,), f"line {offset} of the text: {message}"))
         return problems
+
+    def expand_versions(self, field: str, versions: Versions, problems: list[Problem]) -> None:
+        """Substitute `[[uses:…]]`/`[[version:…]]` in a text field, in place, before validation."""
+        text = self.data.get(field) if isinstance(self.data, dict) else None
+        if not isinstance(text, str):
+            return
+        self.data[field], unknown = versions.expand(text)
+        first = self.block_starts.get((field,))
+        for offset, message in unknown:
+            if first is not None:
+                problems.append(Problem(self.path, first + offset, 1, field, message))
+            else:
+                problems.append(self.problem((field,), message))
 
     def problem(self, loc: tuple, message: str) -> Problem:
         line, col = deepest_mark(self.marks, loc)
@@ -362,6 +376,24 @@ def _cross_check(task: Task, doc: _Document, problems: list[Problem], policy: Po
                 problems.append(doc.problem(("lab", "steps", s, "checks", c, "host"), f"host {check.host!r} is not declared in lab.hosts (declared: {declared})"))
 
 
+def load_versions(path: Path, problems: list[Problem]) -> Versions:
+    """`labs/versions.yaml`: {actions: {owner/action: vN}, tools: {name: version}}; absent means empty."""
+    if not path.exists():
+        return Versions()
+    doc = parse_yaml(path, problems)
+    if doc is None:
+        return Versions()
+    tables: dict[str, dict[str, str]] = {}
+    for key, value in doc.data.items():
+        if key not in ("actions", "tools"):
+            problems.append(doc.problem((key,), "unknown key (expected one of: actions, tools)"))
+        elif not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+            problems.append(doc.problem((key,), "expected a mapping of names to version text (quote numbers: \"1.14\")"))
+        else:
+            tables[key] = value
+    return Versions(tables.get("actions", {}), tables.get("tools", {}))
+
+
 def load_catalog(root: Path, policy: Policy | None = DEFAULT_POLICY) -> Catalog:
     """Load `root/<area>/area.yaml` and `root/<area>/<task>.yaml`; raise ValidationFailed with every problem.
 
@@ -372,6 +404,7 @@ def load_catalog(root: Path, policy: Policy | None = DEFAULT_POLICY) -> Catalog:
     if not root.is_dir():
         raise ValidationFailed([Problem(root, 1, 1, "", "knowledge base folder not found (point --labs at it)")])
     areas: list[AreaEntry] = []
+    versions = load_versions(root / VERSIONS_FILE, problems)
     task_ids: dict[str, Path] = {}
     area_ids: dict[str, Path] = {}
     for area_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -380,6 +413,8 @@ def load_catalog(root: Path, policy: Policy | None = DEFAULT_POLICY) -> Catalog:
             problems.append(Problem(area_path, 1, 1, "", f"missing {AREA_FILE}: every folder under {root} is an area"))
             continue
         doc = parse_yaml(area_path, problems)
+        if doc:
+            doc.expand_versions("overview", versions, problems)
         area = _validate(doc, Area, problems) if doc else None
         if area is not None:
             problems += doc.text_problems("overview", area.overview)
@@ -394,6 +429,8 @@ def load_catalog(root: Path, policy: Policy | None = DEFAULT_POLICY) -> Catalog:
             if task_path.name == AREA_FILE:
                 continue
             tdoc = parse_yaml(task_path, problems)
+            if tdoc:
+                tdoc.expand_versions("guide", versions, problems)
             task = _validate(tdoc, Task, problems) if tdoc else None
             if task is None:
                 continue
@@ -403,11 +440,11 @@ def load_catalog(root: Path, policy: Policy | None = DEFAULT_POLICY) -> Catalog:
                 problems.append(tdoc.problem(("id",), f"duplicate task id, also used by {task_ids[task.id]}"))
             task_ids[task.id] = task_path
             _cross_check(task, tdoc, problems, policy)
-            tasks.append(TaskEntry(task, area_dir.name, task_path, tdoc.marks))
+            tasks.append(TaskEntry(task, area_dir.name, task_path, tdoc.marks, tdoc.block_starts.get(("guide",))))
         if area is not None:
             tasks.sort(key=lambda t: (t.task.order, t.task.title.lower()))
-            areas.append(AreaEntry(area, area_path, tuple(tasks)))
+            areas.append(AreaEntry(area, area_path, tuple(tasks), doc.block_starts.get(("overview",))))
     if problems:
         raise ValidationFailed(problems)
     areas.sort(key=lambda a: (a.area.order, a.area.title.lower()))
-    return Catalog(root, tuple(areas))
+    return Catalog(root, tuple(areas), versions)

@@ -1,0 +1,39 @@
+"""SQL: PostgreSQL's own parser (pglast) by default; other dialects with sqlglot (`sql dialect=mysql`)."""
+
+from __future__ import annotations
+
+from opslabs.blocks.checkers.base import Checker, Finding, Item, Outcome
+
+
+class SqlChecker(Checker):
+    name = "SQL"
+    version = "pglast-8.8-sqlglot-30.31-1"
+
+    def judge(self, item: Item) -> Outcome:
+        dialect = item.attrs.get("dialect", "postgres")
+        if dialect in ("postgres", "postgresql"):
+            import pglast
+            from pglast.parser import ParseError as PgParseError
+
+            try:
+                pglast.parse_sql(item.text)
+            except PgParseError as err:
+                return Outcome("PostgreSQL parser (pglast)", (Finding(_line(item.text, err.args[1] if len(err.args) > 1 else None), str(err.args[0])),))
+            return Outcome("PostgreSQL parser (pglast)")
+        import sqlglot
+        from sqlglot.errors import ErrorLevel, ParseError
+
+        try:
+            if dialect not in sqlglot.dialects.DIALECTS and dialect.capitalize() not in sqlglot.dialects.DIALECTS:
+                raise ValueError
+            sqlglot.parse(item.text, read=dialect, error_level=ErrorLevel.RAISE)
+        except ValueError:
+            return Outcome("SQL", (Finding(0, f"unknown SQL dialect {dialect!r} (postgres, mysql, sqlite, …)"),))
+        except ParseError as err:
+            first = err.errors[0] if err.errors else {}
+            return Outcome(f"{dialect} parser (sqlglot)", (Finding(first.get("line") or 0, first.get("description") or str(err)),))
+        return Outcome(f"{dialect} parser (sqlglot)")
+
+
+def _line(text: str, location: int | None) -> int:
+    return text.count("\n", 0, location) + 1 if location else 0

@@ -1,0 +1,186 @@
+"""YAML blocks, judged by their shape: Kubernetes objects (kubernetes-validate, strict), custom
+resources (schemas derived from their projects' CRDs), GitHub workflows and Compose files
+(check-jsonschema's bundled schemas), Prometheus and Alertmanager files (promtool, amtool)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from opslabs.blocks.checkers.base import Checker, Finding, Item, Outcome, ToolMissing
+
+KUBERNETES_VERSION = "1.37.0"
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: `on:` in a workflow is the key "on", not True."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", __import__("re").compile(r"^(?:true|false)$"), list("tf"))
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    """Application tags (CloudFormation's !Sub, MkDocs' !!python/name) are data here, never code."""
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)
+
+
+_Yaml12Loader.add_multi_constructor("!", _tagged)
+_Yaml12Loader.add_multi_constructor("tag:yaml.org,2002:python/", _tagged)
+
+
+def load_documents(text: str) -> list:
+    return [doc for doc in yaml.load_all(text, Loader=_Yaml12Loader) if doc is not None]
+
+
+def shape(doc: object) -> str:
+    """What a YAML document is, from its keys."""
+    if not isinstance(doc, dict):
+        return "yaml"
+    if "apiVersion" in doc and "kind" in doc:
+        return "kubernetes"
+    if "jobs" in doc and "on" in doc:
+        return "github-workflow"
+    if "runs" in doc and ("name" in doc or "inputs" in doc):
+        return "github-action"
+    if "services" in doc and isinstance(doc["services"], dict):
+        return "compose"
+    if "groups" in doc and isinstance(doc["groups"], list) and all(isinstance(g, dict) and "rules" in g for g in doc["groups"]):
+        return "prometheus-rules"
+    if "scrape_configs" in doc or ("rule_files" in doc and ("alerting" in doc or "global" in doc)):
+        return "prometheus-config"
+    if "rule_files" in doc and "tests" in doc:
+        return "promtool-test"
+    if "route" in doc and "receivers" in doc:
+        return "alertmanager-config"
+    return "yaml"
+
+
+class YamlChecker(Checker):
+    name = "YAML"
+    version = f"k8s-{KUBERNETES_VERSION}-2"
+
+    def judge(self, item: Item) -> Outcome:
+        try:
+            docs = load_documents(item.text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            return Outcome("YAML syntax", (Finding(mark.line + 1 if mark else 0, f"YAML syntax error: {getattr(err, 'problem', err)}"),))
+        if not docs:
+            return Outcome("YAML syntax", (Finding(0, "an empty YAML block"),))
+        shapes = {shape(doc) for doc in docs}
+        wanted = item.attrs.get("shape")
+        kind = wanted or (shapes.pop() if len(shapes) == 1 else "kubernetes" if shapes <= {"kubernetes", "yaml"} else "yaml")
+        judge = JUDGES.get(kind)
+        if judge is None:
+            return Outcome("YAML syntax", (Finding(0, f"unknown shape={wanted!r} (expected one of: {', '.join(sorted(JUDGES))})"),))
+        return judge(item.text, docs)
+
+
+def _schema_errors(validator: jsonschema.protocols.Validator, doc: object) -> list[str]:
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    return [f"{'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:5]]
+
+
+def _line_of(text: str, path_message: str) -> int:
+    """Best line for a finding: where the failing field's last key is written."""
+    field = path_message.split(":", 1)[0].split(".")[-1]
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip().startswith(f"{field}:") or line.strip().startswith(f"- {field}:"):
+            return number
+    return 0
+
+
+@lru_cache(maxsize=None)
+def _vendored(name: str) -> jsonschema.protocols.Validator:
+    """A schema that check-jsonschema bundles (GitHub workflows, Compose, GitHub actions)."""
+    text = resources.files("check_jsonschema.builtin_schemas.vendor").joinpath(f"{name}.json").read_text(encoding="utf-8")
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+@lru_cache(maxsize=None)
+def _custom(kind: str, api_version: str) -> jsonschema.protocols.Validator | None:
+    group, _, version = api_version.rpartition("/")
+    path = SCHEMAS / f"{kind.lower()}-{group}-{version}.json"
+    if not path.exists():
+        return None
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def _kubernetes(text: str, docs: list) -> Outcome:
+    import kubernetes_validate
+    from kubernetes_validate.utils import SchemaNotFoundError
+
+    findings: list[Finding] = []
+    labels: set[str] = set()
+    for doc in docs:
+        if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
+            findings.append(Finding(0, "every document of a Kubernetes block needs apiVersion and kind"))
+            continue
+        api_version, kind = str(doc["apiVersion"]), str(doc["kind"])
+        custom = _custom(kind, api_version) if "." in api_version.split("/")[0] else None
+        if custom is not None:
+            labels.add(f"{kind} schema (from its CRD)")
+            findings += [Finding(_line_of(text, m), f"{kind}: {m}") for m in _schema_errors(custom, doc)]
+            continue
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            labels.add(f"Kubernetes {KUBERNETES_VERSION.rsplit('.', 1)[0]} schema")
+        except SchemaNotFoundError:
+            return Outcome("Kubernetes schema", unchecked=f"no schema for {kind} ({api_version}) in Kubernetes {KUBERNETES_VERSION} or among the stored CRD schemas")
+        except jsonschema.ValidationError as err:
+            labels.add(f"Kubernetes {KUBERNETES_VERSION.rsplit('.', 1)[0]} schema")
+            where = ".".join(map(str, err.absolute_path)) or "(top level)"
+            findings.append(Finding(_line_of(text, f"{where}:"), f"{kind}: {where}: {err.message}"))
+    return Outcome(", ".join(sorted(labels)) or "Kubernetes schema", tuple(findings))
+
+
+def _vendored_judge(schema: str, label: str):
+    def judge(text: str, docs: list) -> Outcome:
+        validator = _vendored(schema)
+        return Outcome(label, tuple(Finding(_line_of(text, m), m) for doc in docs for m in _schema_errors(validator, doc)))
+    return judge
+
+
+def _syntax(text: str, docs: list) -> Outcome:
+    return Outcome("YAML syntax")
+
+
+def _prometheus(kind: str):
+    def judge(text: str, docs: list) -> Outcome:
+        from opslabs.blocks.checkers import prometheus
+
+        try:
+            return prometheus.check(kind, text)
+        except ToolMissing as err:
+            return Outcome(prometheus.LABELS[kind], unchecked=str(err))
+    return judge
+
+
+JUDGES = {
+    "kubernetes": _kubernetes,
+    "github-workflow": _vendored_judge("github-workflows", "GitHub workflow schema"),
+    "github-action": _vendored_judge("github-actions", "GitHub action schema"),
+    "compose": _vendored_judge("compose-spec", "Compose specification schema"),
+    "prometheus-rules": _prometheus("prometheus-rules"),
+    "prometheus-config": _prometheus("prometheus-config"),
+    "promtool-test": _prometheus("promtool-test"),
+    "alertmanager-config": _prometheus("alertmanager-config"),
+    "yaml": _syntax,
+}
