@@ -13,7 +13,7 @@ from mkdocs.structure.files import File, Files
 from opslabs.errors import UserError
 from opslabs.load import load_catalog
 from opslabs.render import page_paths, previously_rendered, render
-from opslabs.results import DEFAULT_RESULTS, read_results
+from opslabs.store.results import DEFAULT_RESULTS, read_results
 
 
 class OpslabsConfig(Config):

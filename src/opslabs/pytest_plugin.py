@@ -7,6 +7,7 @@ its teardown); under xdist a lab's steps stay on one worker (load-by-file).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from datetime import datetime, timezone
@@ -19,8 +20,9 @@ from opslabs.catalog import Catalog, TaskEntry
 from opslabs.errors import EngineUnavailable, ImageUnavailable, OpslabsError, UserError
 from opslabs.load import AREA_FILE, load_catalog
 from opslabs.policy import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIDS, Policy
-from opslabs.results import read_results, write_results
+from opslabs.store.results import merge_results
 from opslabs.runner import LabEnvironment, LabSkipped, StepFailed, run_step, skip_reason
+from opslabs.session import EngineLost, SessionError
 
 RESULT_KEY = "opslabs"
 
@@ -102,10 +104,20 @@ class LabCollectError(Exception):
     pass
 
 
+def engine_lost(lab_id: str, err: OpslabsError) -> OpslabsError:
+    """One sentence instead of the error of whichever call noticed that the engine is gone."""
+    if not isinstance(err, EngineLost) and engine.engine_answers():
+        return err
+    where = os.environ.get("DOCKER_HOST") or "the default socket"
+    return EngineLost(f"lab {lab_id}: the Docker engine at {where} stopped answering in the middle of the lab; "
+                      "start it again (`opslabs engine ensure`), then run the lab again")
+
+
 class LabFile(pytest.File):
     entry: TaskEntry | None = None
     env: LabEnvironment | None = None
     failed_step: int | None = None
+    setup_error: OpslabsError | None = None
 
     def collect(self):
         catalog = _catalog(self.config, self.path.parent.parent)
@@ -134,6 +146,11 @@ class LabFile(pytest.File):
             self.env = LabEnvironment(self.entry).provision()
         except (EngineUnavailable, ImageUnavailable, LabSkipped) as err:
             pytest.skip(f"cannot run here: {err}")
+        except (engine.DockerError, SessionError) as err:
+            self.setup_error = engine_lost(self.entry.id, err)
+        except OpslabsError as err:
+            # Raised by the first step instead: pytest shows setup errors with a traceback.
+            self.setup_error = err
 
     def teardown(self) -> None:
         if self.env is not None:
@@ -152,12 +169,18 @@ class StepItem(pytest.Item):
         lab_file: LabFile = self.parent
         if lab_file.failed_step is not None:
             pytest.skip(f"step {lab_file.failed_step} failed, so this step cannot run")
+        if lab_file.setup_error is not None:
+            lab_file.failed_step = self.index + 1
+            raise lab_file.setup_error
         try:
             result = run_step(lab_file.env, self.index)
         except StepFailed as err:
             lab_file.failed_step = self.index + 1
             self._record(err.result.as_dict())
             raise
+        except (engine.DockerError, SessionError) as err:
+            lab_file.failed_step = self.index + 1
+            raise engine_lost(lab_file.entry.id, err) from None
         except OpslabsError:
             lab_file.failed_step = self.index + 1
             raise
@@ -182,13 +205,7 @@ class ResultsCollector:
     def __init__(self, path: Path):
         self.path = path
         self.labs: dict[str, dict] = {}
-        self.previous: dict[str, dict] = {}
         self.started = time.time()
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        # Labs that run again replace their entry; the others keep theirs (the site shows them all).
-        if not hasattr(session.config, "workerinput"):
-            self.previous = read_results(self.path)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
@@ -215,13 +232,12 @@ class ResultsCollector:
         if hasattr(session.config, "workerinput"):
             return  # the controller writes the file
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        labs = [lab for lab_id, lab in self.previous.items() if lab_id not in self.labs]
         for lab in self.labs.values():
             lab["duration"] = round(lab["duration"], 2)
             lab["finished"] = finished
             lab["steps"] = [lab["steps"][k] for k in sorted(lab["steps"])]
-            labs.append(lab)
-        counts = {s: sum(1 for lab in labs if lab["status"] == s) for s in ("passed", "failed", "skipped")}
-        write_results(self.path, sorted(labs, key=lambda lab: lab["id"]), {
-            "generated": finished, "duration": round(time.time() - self.started, 2), "summary": counts,
+        # Labs that ran replace their entry; the others keep theirs (the site shows them all),
+        # also those another run wrote while this one ran.
+        merge_results(self.path, list(self.labs.values()), {
+            "generated": finished, "duration": round(time.time() - self.started, 2),
         })

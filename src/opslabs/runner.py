@@ -179,9 +179,9 @@ def run_solution(env: LabEnvironment, step: Step, where: str) -> None:
     for command in step.solution:
         try:
             result = env.session(command.host).run(command.run, timeout=step.timeout, terminal=True)
-        except EngineLost:
-            raise
         except SessionError as err:  # e.g. `pkill bash` killed the shell; the next command gets a fresh one
+            if isinstance(err, EngineLost) or not engine.engine_answers():  # or the engine went away
+                raise EngineLost(f"{where}: {err}") from None
             raise SolutionError(
                 f"{where}: the solution on host {command.host!r} ended its shell: {err}\n"
                 f"  command:\n{indent(command.run.strip(), '    | ')}"

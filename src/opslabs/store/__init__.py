@@ -1,0 +1,1 @@
+"""Where opslabs keeps what outlives a command: verification results and workshop progress."""

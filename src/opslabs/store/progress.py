@@ -1,0 +1,112 @@
+"""Workshop progress in SQLite, on the machine that runs opslabs.
+
+One database per user (the browser workshop of a later issue shares it): a lab that is
+running has a row per run (its run id, the label its containers carry), and a row per
+step the learner finished. Progress outlives any container of the lab, so a host that
+was removed can be recreated and the finished steps replayed.
+
+Location: $OPSLABS_STATE_DIR/opslabs.db, else $XDG_STATE_HOME/opslabs/opslabs.db,
+else ~/.local/state/opslabs/opslabs.db.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from opslabs.errors import UserError
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS workshop_runs (
+    run_id  TEXT PRIMARY KEY,      -- the io.opslabs.run label of the lab's containers
+    lab     TEXT NOT NULL,
+    engine  TEXT NOT NULL,         -- DOCKER_HOST, or "default"
+    started TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workshop_steps (
+    run_id  TEXT NOT NULL REFERENCES workshop_runs(run_id) ON DELETE CASCADE,
+    step    INTEGER NOT NULL,      -- 1-based
+    done_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+"""
+
+
+def default_path() -> Path:
+    if os.environ.get("OPSLABS_STATE_DIR"):
+        return Path(os.environ["OPSLABS_STATE_DIR"]) / "opslabs.db"
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "opslabs" / "opslabs.db"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def engine_name() -> str:
+    return os.environ.get("DOCKER_HOST") or "default"
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    lab: str
+    engine: str
+    started: str
+
+
+class ProgressStore:
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path else default_path()
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Concurrent learner commands wait for each other's write instead of failing.
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except (OSError, sqlite3.Error) as err:
+            raise UserError(f"cannot open the workshop progress store {self.path}: {err} (set OPSLABS_STATE_DIR to a writable folder)") from None
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                db.executescript(SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise UserError(f"the workshop progress store {self.path} failed: {err}") from None
+        finally:
+            db.close()
+
+    def begin(self, run_id: str, lab: str) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO workshop_runs VALUES (?, ?, ?, ?)", (run_id, lab, engine_name(), _now()))
+            db.execute("DELETE FROM workshop_steps WHERE run_id = ?", (run_id,))
+
+    def run(self, run_id: str) -> Run | None:
+        with self._db() as db:
+            row = db.execute("SELECT run_id, lab, engine, started FROM workshop_runs WHERE run_id = ?", (run_id,)).fetchone()
+        return Run(*row) if row else None
+
+    def done(self, run_id: str) -> list[int]:
+        with self._db() as db:
+            return [step for (step,) in db.execute("SELECT step FROM workshop_steps WHERE run_id = ? ORDER BY step", (run_id,))]
+
+    def mark_done(self, run_id: str, step: int) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO workshop_steps VALUES (?, ?, ?)", (run_id, step, _now()))
+
+    def forget(self, run_ids: list[str]) -> None:
+        with self._db() as db:
+            db.executemany("DELETE FROM workshop_runs WHERE run_id = ?", [(r,) for r in run_ids])
