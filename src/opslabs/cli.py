@@ -96,17 +96,58 @@ def policy_options(command):
 
 @main.command()
 @policy_options
+@click.option("--no-blocks", "blocks", is_flag=True, flag_value=False, default=True, help="Skip the code-block checkers (YAML and model only).")
 @click.pass_context
-def validate(ctx: click.Context, policy) -> None:
-    """Check every area and task file; report all problems at once.
+def validate(ctx: click.Context, policy, blocks: bool) -> None:
+    """Check every area and task file and every code block of the guides; report all problems at once.
 
     \b
     Example:
       opslabs validate && echo "all good"
       opslabs validate --allow-cap SYS_PTRACE --max-memory 4g
     """
+    from opslabs.blocks.report import check_and_report
+    from opslabs.errors import ValidationFailed
+
     catalog = _catalog(ctx, policy)
+    if blocks:
+        report, problems = check_and_report(catalog)
+        if problems:
+            raise ValidationFailed(problems)
+        total = report["coverage"]["total"]
+        click.echo(f"{total['total']} code blocks: {total['executed']} executed by labs, {total['validated']} validated, "
+                   f"{total['fragment']} fragments, {total['unchecked']} unchecked (opslabs coverage shows where)")
     click.echo(f"{len(catalog.areas)} areas, {len(catalog.tasks())} tasks, {len(catalog.labs())} labs: valid")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable: totals, per area, and every block that is not executed with the reason.")
+@click.pass_context
+def coverage(ctx: click.Context, as_json: bool) -> None:
+    """How many code blocks of the guides are executed, validated, fragments or unchecked.
+
+    Runs the block checkers (cached by content hash) and stores the report that the site shows.
+
+    \b
+    Examples:
+      opslabs coverage
+      opslabs coverage --json | jq '.total'
+    """
+    from opslabs.blocks.report import check_and_report
+    from opslabs.errors import ValidationFailed
+
+    report, problems = check_and_report(_catalog(ctx))
+    table = report["coverage"]
+    if as_json:
+        click.echo(json.dumps({**table, "problems": [str(p) for p in problems]}, indent=2))
+    else:
+        header = f"{'area':<20} {'blocks':>6} {'executed':>8} {'validated':>9} {'fragment':>8} {'unchecked':>9} {'checked':>8} {'shell run':>9}"
+        click.echo(header)
+        for name, row in [*table["areas"].items(), ("TOTAL", table["total"])]:
+            click.echo(f"{name:<20} {row['total']:>6} {row['executed']:>8} {row['validated']:>9} {row['fragment']:>8} "
+                       f"{row['unchecked']:>9} {row['checked_percent']:>7}% {row['shell_executed_percent']:>8}%")
+    if problems:
+        raise ValidationFailed(problems)
 
 
 @main.command()
@@ -125,7 +166,9 @@ def render(ctx: click.Context, out: Path, templates: Path, results: Path | None)
     from opslabs.render import write_pages
     from opslabs.store.results import DEFAULT_RESULTS, read_results
 
-    pages = render_pages(_catalog(ctx), templates, read_results(results or DEFAULT_RESULTS))
+    from opslabs.blocks.report import DEFAULT_REPORT, read_report
+
+    pages = render_pages(_catalog(ctx), templates, read_results(results or DEFAULT_RESULTS), read_report(DEFAULT_REPORT))
     written = write_pages(pages, out)
     click.echo(f"{len(pages)} pages rendered into {out}/ ({len(written)} changed)")
 

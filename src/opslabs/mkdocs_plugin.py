@@ -10,6 +10,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
 
+from opslabs.blocks.report import DEFAULT_REPORT, read_report
 from opslabs.errors import UserError
 from opslabs.load import load_catalog
 from opslabs.render import page_paths, previously_rendered, render
@@ -20,6 +21,7 @@ class OpslabsConfig(Config):
     labs = config_options.Type(str, default="labs")
     templates = config_options.Type(str, default="macros")
     results = config_options.Type(str, default=str(DEFAULT_RESULTS))
+    blocks_report = config_options.Type(str, default=str(DEFAULT_REPORT))
 
 
 class OpslabsPlugin(BasePlugin[OpslabsConfig]):
@@ -28,6 +30,7 @@ class OpslabsPlugin(BasePlugin[OpslabsConfig]):
         self.labs_dir = root / self.config.labs
         self.templates_dir = root / self.config.templates
         self.results_path = root / self.config.results
+        self.report_path = root / self.config.blocks_report
         try:
             self.catalog = load_catalog(self.labs_dir)
         except UserError as err:
@@ -37,7 +40,7 @@ class OpslabsPlugin(BasePlugin[OpslabsConfig]):
 
     def on_files(self, files: Files, config) -> Files:
         try:
-            pages = render(self.catalog, self.templates_dir, read_results(self.results_path))
+            pages = render(self.catalog, self.templates_dir, read_results(self.results_path), read_report(self.report_path))
         except UserError as err:
             raise PluginError(f"opslabs: {err}") from None
         for stale in previously_rendered(Path(config.docs_dir)) - set(pages):  # left by `opslabs render`

@@ -12,7 +12,8 @@ from opslabs.catalog import Catalog
 from opslabs.errors import UserError
 from opslabs.model import check_kind
 
-TEMPLATES = {"home": "home.md.j2", "area": "area.md.j2", "guide": "guide.md.j2", "lab": "lab.md.j2", "labs": "labs.md.j2"}
+TEMPLATES = {"home": "home.md.j2", "area": "area.md.j2", "guide": "guide.md.j2", "lab": "lab.md.j2", "labs": "labs.md.j2",
+             "verification": "verification.md.j2"}
 
 
 def environment(templates_dir: Path) -> jinja2.Environment:
@@ -69,29 +70,48 @@ def lab_status(result: dict[str, Any] | None) -> dict[str, str]:
     return {"state": "skipped", "text": f"Not verified: {result.get('reason') or 'skipped'}"}
 
 
-def render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
-    """Render every page; returns {path relative to docs/: markdown}."""
+def render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, Any]] | None = None,
+           blocks_report: dict[str, Any] | None = None) -> dict[str, str]:
+    """Render every page; returns {path relative to docs/: markdown}.
+
+    `blocks_report` is what `opslabs validate` stored about the guides' code blocks: each block
+    gets a line saying how it was checked, each guide a summary, the site a Verification page.
+    """
     try:
-        return _render(catalog, templates_dir, results)
+        return _render(catalog, templates_dir, results, blocks_report or {})
     except jinja2.TemplateSyntaxError as err:
         raise UserError(f"{err.filename or templates_dir}:{err.lineno}: template error: {err.message}") from None
     except jinja2.TemplateError as err:
         raise UserError(f"{templates_dir}: template error: {err}") from None
 
 
-def _render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, Any]] | None) -> dict[str, str]:
+def _render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, Any]] | None,
+            blocks_report: dict[str, Any]) -> dict[str, str]:
+    from opslabs.blocks.extract import blocks_of_area, blocks_of_task
+    from opslabs.blocks.present import present
+    from opslabs.blocks.report import by_page, coverage, page_summary
+
     env = environment(Path(templates_dir))
     results = results or {}
+    judged = by_page(blocks_report)
     pages: dict[str, str] = {}
     common = {"catalog": catalog, "page_paths": page_paths}
     pages["index.md"] = env.get_template(TEMPLATES["home"]).render(**common)
     labs = [(t, lab_status(results.get(t.id))) for t in catalog.labs()]
     pages["labs.md"] = env.get_template(TEMPLATES["labs"]).render(labs=labs, **common)
+    table = coverage(blocks_report.get("blocks", [])) if blocks_report else None
+    pages["verification.md"] = env.get_template(TEMPLATES["verification"]).render(
+        coverage=table, generated=blocks_report.get("generated", ""), **common)
     for area in catalog.areas:
-        pages[page_paths(area.id)["area"]] = env.get_template(TEMPLATES["area"]).render(area=area, **common)
+        overview = present(area.area.overview, blocks_of_area(area, []), judged.get(area.id))
+        pages[page_paths(area.id)["area"]] = env.get_template(TEMPLATES["area"]).render(area=area, overview=overview, **common)
         for entry in area.tasks:
             paths = page_paths(area.id, entry.id)
-            pages[paths["guide"]] = env.get_template(TEMPLATES["guide"]).render(area=area, entry=entry, task=entry.task, **common)
+            page = f"{area.id}/{entry.id}"
+            guide = present(entry.task.guide, blocks_of_task(entry, []), judged.get(page))
+            summary = page_summary(list(judged.get(page, {}).values()))
+            pages[paths["guide"]] = env.get_template(TEMPLATES["guide"]).render(
+                area=area, entry=entry, task=entry.task, guide=guide, checked=summary, **common)
             if entry.task.lab is not None:
                 status = lab_status(results.get(entry.id))
                 pages[paths["lab"]] = env.get_template(TEMPLATES["lab"]).render(

@@ -14,7 +14,7 @@ from opslabs.blocks.extract import Block, extract
 from opslabs.catalog import Catalog
 from opslabs.errors import Problem
 
-STATUSES = ("executed", "validated", "fragment", "unchecked")
+STATUSES = ("executed", "validated", "fragment", "unchecked", "failed")
 SHELLS = ("bash", "sh", "shell")
 
 
@@ -28,7 +28,10 @@ class Judged:
 
     def as_dict(self) -> dict:
         b = self.block
+        from opslabs.blocks.present import text_hash
+
         return {"page": b.page, "file": str(b.file), "line": b.line, "index": b.index, "language": b.language,
+                "sha": text_hash(b.text),
                 "status": self.status, "checker": self.checker, "reason": self.reason, "origin": b.origin,
                 "findings": [{"line": f.line, "message": f.message} for f in self.findings]}
 
@@ -106,6 +109,8 @@ def judge_all(catalog: Catalog, cache: Cache | None = None, problems: list[Probl
                 j.status, j.reason = ("executed", ran) if ran else ("validated", "")
     _lint_joined(judged, cache)
     for j in judged:
+        if j.findings:
+            j.status = "failed"
         for finding in j.findings:
             inside = j.block.text and finding.line and not j.block.origin
             line = j.block.line + finding.line if inside else j.block.line

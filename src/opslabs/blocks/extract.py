@@ -13,7 +13,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from opslabs.blocks.fence import Fence, FenceError, parse_info
-from opslabs.catalog import Catalog, TaskEntry
+from opslabs.catalog import AreaEntry, Catalog, TaskEntry
 from opslabs.errors import Problem
 from opslabs.model import CommandCheck, Lab
 
@@ -152,10 +152,14 @@ def extract(catalog: Catalog, problems: list[Problem] | None = None) -> list[Blo
     problems = [] if problems is None else problems
     found: list[Block] = []
     for area in catalog.areas:
-        found += blocks_of(area.area.overview, area.id, area.path, area.text_start, None, problems, "overview")
+        found += blocks_of_area(area, problems)
         for entry in area.tasks:
             found += blocks_of_task(entry, problems)
     return found
+
+
+def blocks_of_area(area: AreaEntry, problems: list[Problem]) -> list[Block]:
+    return blocks_of(area.area.overview, area.id, area.path, area.text_start, None, problems, "overview")
 
 
 def blocks_of_task(entry: TaskEntry, problems: list[Problem]) -> list[Block]:

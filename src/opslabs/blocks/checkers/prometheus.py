@@ -70,5 +70,5 @@ def _in_container(command: tuple[str, ...], text: str) -> tuple[int, str]:
         raise ToolMissing(_broken[0]) from None
     script = 'cat > /tmp/block.yml && exec "$@" /tmp/block.yml'
     done = engine.docker("run", "--rm", "-i", "--network", "none", *engine.labels("run", run_id, "block-checkers"),
-                         image, "sh", "-c", script, "sh", *command, input=text.encode(), timeout=120, check=False)
+                         "--entrypoint", "sh", image, "-c", script, "sh", *command, input=text.encode(), timeout=120, check=False)
     return done.returncode, done.stdout + done.stderr

@@ -71,7 +71,7 @@ def shape(doc: object) -> str:
 
 class YamlChecker(Checker):
     name = "YAML"
-    version = f"k8s-{KUBERNETES_VERSION}-2"
+    version = f"k8s-{KUBERNETES_VERSION}-3"
 
     def judge(self, item: Item) -> Outcome:
         try:
