@@ -51,17 +51,27 @@ def test_hostile_runs_leave_nothing_behind(hostile_run, lab):
     assert leftovers({"lab": lab}) == ([], [])
 
 
-def test_a_capability_outside_the_allowlist_runs_only_with_the_operator_s_flag(tmp_path):
+def test_a_lab_asking_for_more_runs_only_with_the_operator_s_flags_and_then_gets_it(tmp_path):
     results = tmp_path / "r.json"
     refused = opslabs("verify", "--results", str(results), labs=PRIVILEGED)
     assert refused.returncode == 1
-    assert "needs-ptrace.yaml:11:17: lab.hosts.box.cap_add.0: capability SYS_PTRACE is refused unless the operator passes --allow-cap SYS_PTRACE" in refused.stderr
-    assert not results.exists(), "nothing may run when the lab is refused"
-    # With the flag it runs, and the capability is really in effect (its check reads CapEff).
-    allowed = opslabs("verify", "--allow-cap", "SYS_PTRACE", "--results", str(results), labs=PRIVILEGED)
+    for refusal in ("needs-ptrace.yaml:11:17: lab.hosts.box.cap_add.0: capability SYS_PTRACE is refused unless the operator passes --allow-cap SYS_PTRACE",
+                    "needs-sys-admin.yaml:10:21: lab.hosts.box.cap_add.0: capability SYS_ADMIN is refused unless the operator passes --allow-cap SYS_ADMIN",
+                    "needs-64g.yaml:10:11: lab.hosts.box.memory: 64g is above the operator's maximum of 2g; refused unless the operator passes --max-memory 64g",
+                    "needs-64g.yaml:10:24: lab.hosts.box.pids: 65536 is above the operator's maximum of 4096; refused unless the operator passes --max-pids 65536"):
+        assert refusal in refused.stderr
+    assert "4 problems found" in refused.stderr
+    assert not results.exists(), "nothing may run when a lab is refused"
+    # One flag allows only what it names.
+    partly = opslabs("verify", "--allow-cap", "SYS_PTRACE", "--max-memory", "64g", "--results", str(results), labs=PRIVILEGED)
+    assert partly.returncode == 1 and "2 problems found" in partly.stderr
+    # With the flags they run, and what they asked for is in effect (their checks read CapEff and the cgroup).
+    allowed = opslabs("verify", "-j", "2", "--allow-cap", "SYS_PTRACE", "--allow-cap", "sys_admin", "--max-memory", "64g",
+                      "--max-pids", "65536", "--results", str(results), labs=PRIVILEGED)
     assert allowed.returncode == 0, allowed.stdout[-3000:]
-    assert "labs: 1 passed, 0 failed, 0 skipped" in allowed.stdout
-    assert leftovers({"lab": "needs-ptrace"}) == ([], [])
+    assert "labs: 3 passed, 0 failed, 0 skipped" in allowed.stdout
+    for lab in ("needs-ptrace", "needs-sys-admin", "needs-64g"):
+        assert leftovers({"lab": lab}) == ([], [])
 
 
 def test_plain_pytest_takes_the_same_flag(tmp_path):
@@ -70,6 +80,8 @@ def test_plain_pytest_takes_the_same_flag(tmp_path):
     refused = subprocess.run(pytest_labs, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert "capability SYS_PTRACE is refused unless the operator passes --allow-cap SYS_PTRACE" in refused.stdout
     assert refused.returncode != 0
-    proc = subprocess.run([*pytest_labs, "--opslabs-allow-cap", "SYS_PTRACE"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run([*pytest_labs, "-k", "ptrace", "--opslabs-allow-cap", "SYS_PTRACE", "--opslabs-allow-cap", "SYS_ADMIN",
+                           "--opslabs-max-memory", "64g", "--opslabs-max-pids", "65536"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "1 passed" in proc.stdout
+    assert "1 passed, 2 deselected" in proc.stdout
