@@ -32,7 +32,7 @@ class OpslabsPlugin(BasePlugin[OpslabsConfig]):
         self.results_path = root / self.config.results
         self.report_path = root / self.config.blocks_report
         try:
-            self.catalog = load_catalog(self.labs_dir)
+            self.catalog = load_catalog(self.labs_dir, policy=None)  # the site runs no lab: no privilege policy
         except UserError as err:
             raise PluginError(f"opslabs: the knowledge base is invalid:\n{err}") from None
         config.nav = navigation(self.catalog, config.nav or [])
