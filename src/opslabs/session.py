@@ -249,6 +249,11 @@ class Session:
         why = f"docker exec exited with {code}" + (f": {words}" if text else " (did the command call `exit`?)")
         return SessionError(f"the shell on {self.container} {how}: {why}")
 
+    @property
+    def usable(self) -> bool:
+        """False once the shell is known to be gone (e.g. `pkill bash` in another shell killed it too)."""
+        return self.alive and self._proc.poll() is None
+
     def kill_running_command(self) -> None:
         """Stop what a timed-out command left running in the container, not only our client."""
         if self.pid:
