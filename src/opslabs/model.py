@@ -292,6 +292,9 @@ class Step(Model):
     timeout: Annotated[int, Field(ge=1, le=3600)] = 300  # seconds for each solution command
     check_timeout: Annotated[float, Field(gt=0, le=3600)] = 60  # seconds for each attempt of each check
     precheck: bool = True  # False: the checks may already pass before the solution
+    # After setup a lab's hosts reach only each other; a step that teaches installing says so
+    # here, and reaches the package registries while it runs (the page shows it).
+    online: bool = False
 
     def timeout_of(self, check: BaseCheck) -> float:
         return check.timeout if check.timeout is not None else self.check_timeout
