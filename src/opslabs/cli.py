@@ -373,14 +373,19 @@ def _show_report(entry, report, progress) -> None:
 
 @main.command()
 @click.argument("lab")
+@click.option("--reset", is_flag=True, help="Remove the running lab and its progress first, then start afresh.")
 @policy_options
 @click.pass_context
-def start(ctx: click.Context, lab: str, policy) -> None:
+def start(ctx: click.Context, lab: str, reset: bool, policy) -> None:
     """Start a lab: boot its hosts (from the setup cache) and show the first step.
 
+    A lab whose host was removed or stopped is repaired: the host is recreated from its
+    cached setup and the steps you finished are replayed on it; your progress is kept.
+
     \b
-    Example:
+    Examples:
       opslabs start nginx-load-balancer
+      opslabs start nginx-load-balancer --reset     start over
     """
     import time
 
@@ -388,8 +393,15 @@ def start(ctx: click.Context, lab: str, policy) -> None:
 
     entry = _lab(ctx, lab, policy)
     started = time.monotonic()
-    env = workshop.start(entry, _say)
+    env, repaired = workshop.start(entry, _say, reset=reset)
     hosts = ", ".join(env.lab.hosts)
+    if repaired:
+        progress = workshop.load_progress(env)
+        click.secho(f"Lab {entry.id} is repaired ({', '.join(repaired)} back, {len(progress.done)} finished step(s) kept), "
+                    f"in {time.monotonic() - started:.1f} s.", fg="green", bold=True)
+        if progress.current is not None:
+            _show_step(entry, progress.current)
+        return
     click.secho(f"Lab {entry.id} is running ({hosts}), started in {time.monotonic() - started:.1f} s.", fg="green", bold=True)
     click.echo("Objectives:")
     for objective in entry.task.lab.objectives:
@@ -416,14 +428,22 @@ def shell(ctx: click.Context, lab: str, host: str | None) -> None:
     os.execvp(command[0], command)
 
 
+def _running_lab(ctx: click.Context, lab: str | None):
+    """The named lab, or the only one running when none is named."""
+    from opslabs import workshop
+
+    return _lab(ctx, lab or workshop.only_running_lab())
+
+
 @main.command()
-@click.argument("lab")
+@click.argument("lab", required=False)
 @click.option("--step", type=int, default=None, help="Check this step instead of the current one.")
 @click.pass_context
-def check(ctx: click.Context, lab: str, step: int | None) -> None:
+def check(ctx: click.Context, lab: str | None, step: int | None) -> None:
     """Am I done? Run the current step's checks against your live hosts.
 
     Exits 0 when the step passes and 1 when it does not, so it can be scripted.
+    Without LAB: the lab that is running (when exactly one is).
 
     \b
     Example:
@@ -431,18 +451,20 @@ def check(ctx: click.Context, lab: str, step: int | None) -> None:
     """
     from opslabs import workshop
 
-    entry = _lab(ctx, lab)
+    entry = _running_lab(ctx, lab)
     report, progress = workshop.check(entry, step)
     _show_report(entry, report, progress)
     sys.exit(0 if report.passed else 1)
 
 
 @main.command()
-@click.argument("lab")
+@click.argument("lab", required=False)
 @click.option("--step", type=int, default=None, help="Solve this step instead of the current one.")
 @click.pass_context
-def solve(ctx: click.Context, lab: str, step: int | None) -> None:
+def solve(ctx: click.Context, lab: str | None, step: int | None) -> None:
     """Apply the reference solution of the current step (for when you are stuck).
+
+    Without LAB: the lab that is running (when exactly one is).
 
     \b
     Example:
@@ -450,7 +472,7 @@ def solve(ctx: click.Context, lab: str, step: int | None) -> None:
     """
     from opslabs import workshop
 
-    entry = _lab(ctx, lab)
+    entry = _running_lab(ctx, lab)
     report, progress = workshop.solve(entry, step)
     click.echo(f"Applied the solution of step {report.step}.")
     _show_report(entry, report, progress)
@@ -476,24 +498,29 @@ def status(ctx: click.Context) -> None:
         return
     catalog = _catalog(ctx)
     for item in running:
-        entry = catalog.find_lab(item["lab"])
+        entry = catalog.find_lab(item.lab)
         if entry is None:
-            click.echo(f"{item['lab']:<34} (no longer in the knowledge base; `opslabs stop {item['lab']}`)")
+            click.echo(f"{item.lab:<34} (no longer in the knowledge base; `opslabs stop {item.lab}`)")
             continue
-        env = workshop.attach(entry)
-        try:
-            progress = workshop.load_progress(env)
-        finally:
-            env.close_sessions()
+        progress = workshop.load_progress(workshop.LabEnvironment(entry, kind=workshop.KIND, run_id=item.run_id))
+        hosts = ", ".join(h for h in entry.task.lab.hosts if h in item.hosts)
+        problems = item.problems(entry)
+        if problems:
+            what = "; ".join(f"host {host} {why}" for host, why in problems.items())
+            click.secho(f"{entry.id:<34} BROKEN: {what}; `opslabs start {entry.id}` repairs it "
+                        f"({len(progress.done)}/{progress.total} steps done are kept)", fg="red")
+            continue
         current = f"step {progress.current}" if progress.current else "complete"
-        click.echo(f"{entry.id:<34} {len(progress.done)}/{progress.total} steps done, now: {current:<9} hosts: {', '.join(item['hosts'])}")
+        click.echo(f"{entry.id:<34} {len(progress.done)}/{progress.total} steps done, now: {current:<9} hosts: {hosts}")
 
 
 @main.command()
 @click.argument("lab", required=False)
 @click.option("--all", "everything", is_flag=True, help="Stop every running lab.")
 def stop(lab: str | None, everything: bool) -> None:
-    """Remove a running lab's containers and network.
+    """Remove a running lab's containers and network, and forget its progress.
+
+    Without LAB: the lab that is running (when exactly one is).
 
     \b
     Examples:
@@ -503,9 +530,9 @@ def stop(lab: str | None, everything: bool) -> None:
     from opslabs import engine
     from opslabs import workshop
 
-    if not lab and not everything:
-        raise click.UsageError("name a LAB or use --all")
     engine.ensure_engine()
+    if not lab and not everything:
+        lab = workshop.only_running_lab()
     containers, networks = workshop.stop(None if everything else lab)
     if not containers and not networks:
         click.echo(f"{'No lab' if everything else f'Lab {lab}'} was running.")

@@ -207,11 +207,14 @@ def find(kind: str, filters: dict[str, str]) -> list[dict[str, str]]:
     args += ["--filter", f"label={LABEL}"]
     for key, value in filters.items():
         args += ["--filter", f"label={LABEL}.{key}={value}"]
-    args += ["--format", "{{.Names}}\t{{.Labels}}" if kind == "container" else "{{.Name}}\t{{.Labels}}"]
+    args += ["--format", "{{.Names}}\t{{.State}}\t{{.Labels}}" if kind == "container" else "{{.Name}}\t\t{{.Labels}}"]
     found = []
     for line in docker(*args, timeout=60).stdout.splitlines():
-        name, _, raw = line.partition("\t")
-        found.append({"name": name, **dict(item.partition("=")[::2] for item in raw.split(",") if item)})
+        name, state, raw = line.split("\t", 2)
+        item = {"name": name, **dict(item.partition("=")[::2] for item in raw.split(",") if item)}
+        if state:
+            item["state"] = state  # running, exited, created, …
+        found.append(item)
     return found
 
 

@@ -1,25 +1,26 @@
 """Learner commands: start, shell, check, solve, status, stop, prepare.
 
-A workshop lab outlives the command that started it. Everything about it is found
-again through labels (kind=workshop, lab=ID), and its progress lives in a file inside
-its first host, so a learner can close the terminal and come back.
+A workshop lab outlives the command that started it. Its containers and network are found
+again through labels (kind=workshop, lab=ID, run=RUN), and its progress lives in the
+progress store on the machine that runs opslabs (opslabs.store.progress), keyed by the run
+id: a learner can close the terminal and come back, and a host that was removed by hand
+can be recreated and the steps already done replayed on it.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from opslabs import engine, images
 from opslabs.catalog import TaskEntry
 from opslabs.errors import UserError
 from opslabs.runner import CheckResult, LabEnvironment, SolutionError, run_checks, run_solution, skip_reason
+from opslabs.session import SessionError
+from opslabs.store.progress import ProgressStore
 
 KIND = "workshop"
-PROGRESS_FILE = "/var/lib/opslabs/progress.json"
 Say = Callable[[str], None]
 
 
@@ -41,65 +42,151 @@ class CheckReport:
     checks: list[CheckResult]
 
 
-def running_labs() -> dict[str, str]:
-    """{lab id: run id} of the workshop labs on this engine."""
-    found = {}
+@dataclass
+class RunningLab:
+    """What the engine has of one workshop lab: its hosts' container states and its network."""
+
+    lab: str
+    run_id: str
+    hosts: dict[str, str] = field(default_factory=dict)  # host -> container state
+    network: bool = False
+
+    def problems(self, entry: TaskEntry | None) -> dict[str, str]:
+        """{host: what is wrong}: removed (no container) or stopped (container not running)."""
+        wanted = list(entry.task.lab.hosts) if entry else list(self.hosts)
+        found = {}
+        for host in wanted:
+            state = self.hosts.get(host)
+            if state is None:
+                found[host] = "was removed"
+            elif state != "running":
+                found[host] = f"is {state}"
+        return found
+
+
+def running_labs() -> dict[str, RunningLab]:
+    """{lab id: RunningLab} of the workshop labs on this engine (found by container or network)."""
+    labs: dict[str, RunningLab] = {}
     for container in engine.find("container", {"kind": KIND}):
-        found[container[f"{engine.LABEL}.lab"]] = container[f"{engine.LABEL}.run"]
-    return found
+        lab = labs.setdefault(container[f"{engine.LABEL}.lab"], RunningLab(container[f"{engine.LABEL}.lab"], container[f"{engine.LABEL}.run"]))
+        lab.hosts[container[f"{engine.LABEL}.host"]] = container.get("state", "running")
+    for network in engine.find("network", {"kind": KIND}):
+        lab = labs.setdefault(network[f"{engine.LABEL}.lab"], RunningLab(network[f"{engine.LABEL}.lab"], network[f"{engine.LABEL}.run"]))
+        lab.network = True
+    return labs
+
+
+def only_running_lab() -> str:
+    """The lab a learner command means when it names none: the one that runs."""
+    engine.ensure_engine()
+    running = sorted(running_labs())
+    if not running:
+        raise UserError("no lab is running; `opslabs start LAB` starts one (`opslabs list` shows them)")
+    if len(running) > 1:
+        raise UserError(f"{len(running)} labs are running ({', '.join(running)}): name the one you mean")
+    return running[0]
+
+
+def broken_message(entry: TaskEntry, problems: dict[str, str]) -> str:
+    what = "; ".join(f"host {host!r} {why}" for host, why in problems.items())
+    return (f"lab {entry.id} is broken: {what}. `opslabs start {entry.id}` repairs it "
+            "(recreates the host and replays the steps you finished on it)")
 
 
 def attach(entry: TaskEntry) -> LabEnvironment:
+    """The running lab, whole: a lab with a removed or stopped host is refused with one sentence."""
     engine.ensure_engine()
-    run_id = running_labs().get(entry.id)
-    if run_id is None:
+    running = running_labs().get(entry.id)
+    if running is None:
         raise UserError(f"lab {entry.id} is not running; start it with `opslabs start {entry.id}`")
-    return LabEnvironment(entry, kind=KIND, run_id=run_id)
+    problems = running.problems(entry)
+    if problems:
+        raise UserError(broken_message(entry, problems))
+    return LabEnvironment(entry, kind=KIND, run_id=running.run_id)
 
 
-def start(entry: TaskEntry, say: Say) -> LabEnvironment:
+def _host_went_away(entry: TaskEntry, err: SessionError) -> UserError:
+    """A host removed while a command ran: say so as `attach` would, not with the engine's words."""
+    running = running_labs().get(entry.id)
+    problems = running.problems(entry) if running else {}
+    if problems:
+        return UserError(broken_message(entry, problems))
+    raise err
+
+
+def start(entry: TaskEntry, say: Say, reset: bool = False, store: ProgressStore | None = None) -> tuple[LabEnvironment, list[str]]:
+    """Start a lab, or repair a broken one. Returns the environment and what was repaired."""
     reason = skip_reason(entry.task.lab)
     if reason:
         raise UserError(f"lab {entry.id} cannot run here: it {reason}")
     engine.ensure_engine()
-    if entry.id in running_labs():
-        running = {c[f"{engine.LABEL}.host"] for c in engine.find("container", {"kind": KIND, "lab": entry.id})}
-        missing = sorted(set(entry.task.lab.hosts) - running)
-        if missing:  # a start that was killed half-way
-            raise UserError(f"lab {entry.id} is only half started (missing: {', '.join(missing)}): `opslabs stop {entry.id}`, then start it again")
-        raise UserError(f"lab {entry.id} is already running: `opslabs shell {entry.id}` to work in it, `opslabs stop {entry.id}` to remove it")
+    store = store or ProgressStore()
+    if reset:
+        stop(entry.id, store)
+    running = running_labs().get(entry.id)
+    if running is not None:
+        problems = running.problems(entry)
+        if not problems:
+            raise UserError(f"lab {entry.id} is already running: `opslabs shell {entry.id}` to work in it, `opslabs stop {entry.id}` to remove it")
+        return repair(entry, running, problems, say, store), sorted(problems)
     env = LabEnvironment(entry, kind=KIND, on_progress=say)
     env.provision()
     try:
-        save_progress(env, Progress([], len(entry.task.lab.steps)))
+        store.begin(env.run_id, entry.id)
     except BaseException:
         env.teardown()
         raise
     finally:
         env.close_sessions()
+    return env, []
+
+
+def repair(entry: TaskEntry, running: RunningLab, problems: dict[str, str], say: Say, store: ProgressStore) -> LabEnvironment:
+    """Bring back removed or stopped hosts; replay the finished steps' commands on recreated ones."""
+    env = LabEnvironment(entry, kind=KIND, run_id=running.run_id, on_progress=say)
+    try:
+        if not running.network:
+            engine.create_network(env.network, engine.labels(KIND, env.run_id, entry.id))
+        recreated = []
+        for name in problems:
+            host = env.lab.hosts[name]
+            if name in running.hosts:  # stopped (e.g. the engine restarted): its files are still there
+                say(f"restarting host {name}")
+                engine.docker("start", env.container_name(name), timeout=120)
+            else:
+                say(f"recreating host {name} from its cached setup")
+                image, _ = images.setup_image(host, name, entry.id, env.run_id)
+                engine.run_container(env._spec(name, host, image))
+                recreated.append(name)
+            env.session(name)
+            env._start(name, host)  # services do not survive a restart
+        done = store.done(env.run_id) if store.run(env.run_id) else []
+        for name in recreated:
+            for number in done:
+                step = env.lab.steps[number - 1]
+                mine = [command for command in step.solution if command.host == name]
+                if not mine:
+                    continue
+                say(f"replaying step {number} on {name}")
+                try:
+                    run_solution(env, step.model_copy(update={"solution": mine}), f"lab {entry.id}, step {number} ({step.title})")
+                except SolutionError as err:
+                    raise UserError(
+                        f"host {name!r} of lab {entry.id} was recreated, but replaying step {number} ({step.title}) on it failed:\n{err}\n"
+                        f"Your progress is kept: fix the host by hand (`opslabs shell {entry.id} {name}`), "
+                        f"or start the lab afresh with `opslabs start {entry.id} --reset` (progress is lost)."
+                    ) from None
+        if not store.run(env.run_id):  # started by an opslabs that kept progress elsewhere
+            store.begin(env.run_id, entry.id)
+    finally:
+        env.close_sessions()
     return env
 
 
-def progress_host(entry: TaskEntry) -> str:
-    return next(iter(entry.task.lab.hosts))
-
-
-def load_progress(env: LabEnvironment) -> Progress:
+def load_progress(env: LabEnvironment, store: ProgressStore | None = None) -> Progress:
     total = len(env.lab.steps)
-    result = env.session(progress_host(env.entry)).run(f"cat {PROGRESS_FILE} 2>/dev/null", timeout=30, subshell=True)
-    try:
-        done = [int(n) for n in json.loads(result.stdout)["done"] if 1 <= int(n) <= total]
-    except (ValueError, KeyError, TypeError):
-        done = []
-    return Progress(sorted(set(done)), total)
-
-
-def save_progress(env: LabEnvironment, progress: Progress) -> None:
-    payload = shlex.quote(json.dumps({"done": progress.done}))
-    command = f"mkdir -p {os.path.dirname(PROGRESS_FILE)} && printf '%s\\n' {payload} > {PROGRESS_FILE}"
-    result = env.session(progress_host(env.entry)).run(command, timeout=30, subshell=True)
-    if not result.succeeded:
-        raise UserError(f"could not save progress in host {progress_host(env.entry)}: {result.tail()}")
+    done = (store or ProgressStore()).done(env.run_id)
+    return Progress(sorted({n for n in done if 1 <= n <= total}), total)
 
 
 def choose_step(progress: Progress, step: int | None, entry: TaskEntry) -> int:
@@ -112,55 +199,65 @@ def choose_step(progress: Progress, step: int | None, entry: TaskEntry) -> int:
     return step
 
 
-def check(entry: TaskEntry, step: int | None = None) -> tuple[CheckReport, Progress]:
+def check(entry: TaskEntry, step: int | None = None, store: ProgressStore | None = None) -> tuple[CheckReport, Progress]:
+    store = store or ProgressStore()
     env = attach(entry)
     try:
-        progress = load_progress(env)
+        progress = load_progress(env, store)
         number = choose_step(progress, step, entry)
-        results = run_checks(env, env.lab.steps[number - 1])
+        try:
+            results = run_checks(env, env.lab.steps[number - 1])
+        except SessionError as err:
+            raise _host_went_away(entry, err) from None
         passed = all(r.passed for r in results)
         if passed and number not in progress.done:
+            if not store.run(env.run_id):
+                store.begin(env.run_id, entry.id)
+            store.mark_done(env.run_id, number)
             progress.done = sorted({*progress.done, number})
-            save_progress(env, progress)
         return CheckReport(number, passed, results), progress
     finally:
         env.close_sessions()
 
 
-def solve(entry: TaskEntry, step: int | None = None) -> tuple[CheckReport, Progress]:
+def solve(entry: TaskEntry, step: int | None = None, store: ProgressStore | None = None) -> tuple[CheckReport, Progress]:
+    store = store or ProgressStore()
     env = attach(entry)
     try:
-        number = choose_step(load_progress(env), step, entry)
+        number = choose_step(load_progress(env, store), step, entry)
         try:
             run_solution(env, env.lab.steps[number - 1], f"lab {entry.id}, step {number}")
         except SolutionError as err:
             raise UserError(str(err)) from None
+        except SessionError as err:
+            raise _host_went_away(entry, err) from None
     finally:
         env.close_sessions()
-    return check(entry, number)
+    return check(entry, number, store)
 
 
-def status() -> list[dict]:
-    """Running workshop labs with their hosts (progress is read by the caller per lab)."""
-    labs: dict[str, dict] = {}
-    for container in engine.find("container", {"kind": KIND}):
-        lab = labs.setdefault(container[f"{engine.LABEL}.lab"], {"lab": container[f"{engine.LABEL}.lab"], "hosts": []})
-        lab["hosts"].append(container[f"{engine.LABEL}.host"])
-    return sorted(labs.values(), key=lambda lab: lab["lab"])
+def status() -> list[RunningLab]:
+    """Running workshop labs, whole or broken (the caller reads progress and judges per lab)."""
+    return sorted(running_labs().values(), key=lambda lab: lab.lab)
 
 
-def stop(lab_id: str | None) -> tuple[list[str], list[str]]:
+def stop(lab_id: str | None, store: ProgressStore | None = None) -> tuple[list[str], list[str]]:
     filters = {"kind": KIND, **({"lab": lab_id} if lab_id else {})}
-    containers = [c["name"] for c in engine.find("container", filters)]
-    networks = [n["name"] for n in engine.find("network", filters)]
+    found_containers = engine.find("container", filters)
+    found_networks = engine.find("network", filters)
+    containers = [c["name"] for c in found_containers]
+    networks = [n["name"] for n in found_networks]
     engine.remove_containers(containers)
     engine.remove_networks(networks)
+    runs = sorted({item[f"{engine.LABEL}.run"] for item in found_containers + found_networks})
+    if runs:
+        (store or ProgressStore()).forget(runs)
     return containers, networks
 
 
 def shell_command(entry: TaskEntry, host: str | None) -> list[str]:
     env = attach(entry)
-    host = host or progress_host(entry)
+    host = host or next(iter(entry.task.lab.hosts))
     if host not in env.containers:
         raise UserError(f"lab {entry.id} has no host {host!r}; its hosts are {', '.join(env.containers)}")
     login = "cd ~; command -v bash >/dev/null 2>&1 && exec bash -l || exec sh -l"

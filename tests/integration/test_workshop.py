@@ -99,3 +99,83 @@ def test_every_workshop_command_shows_an_example_in_its_help():
     for command in ("start", "shell", "check", "solve", "status", "stop", "prepare"):
         out = opslabs(command, "--help").stdout
         assert "Example" in out and "opslabs " in out.split("Example", 1)[1], command
+
+
+# --- faults: a host removed by hand, and the lab commands' default (issue 10) ---------
+
+from conftest import FIXTURES  # noqa: E402
+
+FAULTS = FIXTURES / "faults" / "labs"
+
+
+def remove_host_by_hand(lab: str, host: str) -> None:
+    from opslabs import engine
+
+    names = [c["name"] for c in engine.find("container", {"kind": "workshop", "lab": lab, "host": host})]
+    assert len(names) == 1
+    subprocess.run(["docker", "rm", "--force", names[0]], check=True, capture_output=True)
+
+
+def test_a_removed_host_shows_as_broken_and_start_repairs_it_replaying_finished_steps(workshop_lab):
+    assert opslabs("start", LAB).returncode == 0
+    assert opslabs("solve").returncode == 0  # the only running lab: no name needed
+    remove_host_by_hand(LAB, "app")
+
+    status = opslabs("status")
+    assert f"{LAB}" in status.stdout and "BROKEN: host app was removed; `opslabs start two-part` repairs it" in status.stdout
+    assert "1/2 steps done are kept" in status.stdout
+
+    broken = opslabs("check", LAB)
+    assert broken.returncode == 1
+    assert broken.stderr.strip() == (f"lab {LAB} is broken: host 'app' was removed. `opslabs start {LAB}` repairs it "
+                                     "(recreates the host and replays the steps you finished on it)")
+    assert "No such container" not in broken.stdout + broken.stderr
+
+    repaired = opslabs("start", LAB)
+    assert repaired.returncode == 0, repaired.stderr
+    assert f"Lab {LAB} is repaired (app back, 1 finished step(s) kept)" in repaired.stdout
+    assert "replaying step 1 on app" in repaired.stderr
+    assert "Step 2 of 2: Say hello" in repaired.stdout
+    # Step 1's solution ran again on the new app host (and only there): its check passes.
+    assert opslabs("check", LAB, "--step", "1").returncode == 0
+    assert "1/2 steps done, now: step 2" in opslabs("status").stdout
+    stopped = opslabs("stop")  # the only running lab
+    assert "Removed 2 container(s) and 1 network(s)." in stopped.stdout
+
+
+def test_a_failing_replay_names_the_step_and_offers_a_reset():
+    lab = "workshop-replay"
+    opslabs("stop", lab, labs=FAULTS)
+    try:
+        assert opslabs("start", lab, labs=FAULTS).returncode == 0
+        from opslabs import engine
+        box = engine.find("container", {"kind": "workshop", "lab": lab})[0]["name"]
+        subprocess.run(["docker", "exec", box, "sh", "-c", "echo mine > /root/notes.txt"], check=True)
+        assert opslabs("solve", lab, labs=FAULTS).returncode == 0
+        remove_host_by_hand(lab, "box")
+        failed = opslabs("start", lab, labs=FAULTS)
+        assert failed.returncode == 1
+        assert f"host 'box' of lab {lab} was recreated, but replaying step 1 (Copy your notes) on it failed" in failed.stderr
+        assert "cp: cannot stat '/root/notes.txt'" in failed.stderr
+        assert f"`opslabs start {lab} --reset`" in failed.stderr
+        # The progress is kept until the learner chooses the reset.
+        assert "1/2 steps done" in opslabs("status", labs=FAULTS).stdout
+        fresh = opslabs("start", lab, "--reset", labs=FAULTS)
+        assert fresh.returncode == 0 and "Step 1 of 2: Copy your notes" in fresh.stdout
+        assert "0/2 steps done, now: step 1" in opslabs("status", labs=FAULTS).stdout
+    finally:
+        opslabs("stop", lab, labs=FAULTS)
+
+
+def test_lab_commands_default_to_the_only_running_lab(workshop_lab):
+    none = opslabs("check")
+    assert none.returncode == 1 and "no lab is running" in none.stderr
+    assert opslabs("start", LAB).returncode == 0
+    assert "Step 1 is not done yet." in opslabs("check").stdout
+    assert opslabs("start", "slow-step").returncode == 0
+    try:
+        two = opslabs("solve")
+        assert two.returncode == 1 and "2 labs are running (slow-step, two-part): name the one you mean" in two.stderr
+    finally:
+        opslabs("stop", "slow-step")
+    assert "Applied the solution of step 1." in opslabs("solve").stdout
