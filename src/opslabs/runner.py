@@ -13,7 +13,7 @@ from opslabs import engine, images
 from opslabs.catalog import TaskEntry
 from opslabs.checks import evaluate
 from opslabs.errors import OpslabsError
-from opslabs.model import Host, Lab, Step, check_kind
+from opslabs.model import SolutionCommand, Host, Lab, Step, check_kind
 from opslabs.session import CommandTimeout, EngineLost, Session, SessionError, indent, run_required
 from opslabs.testinfra_backend import session_host
 
@@ -172,11 +172,12 @@ def run_checks(env: LabEnvironment, step: Step, with_retries: bool = True) -> li
     return results
 
 
-def run_solution(env: LabEnvironment, step: Step, where: str) -> None:
+def run_solution(env: LabEnvironment, step: Step, where: str, commands: list | None = None) -> None:
     """Run the step's solution commands as a terminal would (session.run terminal=True: each
     under `set -eu`, working directory and exported variables carried per host); raise
-    SolutionError with a located message on failure."""
-    for command in step.solution:
+    SolutionError with a located message on failure. `commands` replaces the step's own
+    (the guide's blocks marked to run after this step)."""
+    for command in step.solution if commands is None else commands:
         try:
             result = env.session(command.host).run(command.run, timeout=step.timeout, terminal=True)
         except SessionError as err:  # e.g. `pkill bash` killed the shell; the next command gets a fresh one
@@ -197,6 +198,14 @@ def run_solution(env: LabEnvironment, step: Step, where: str) -> None:
                 f"{where}: the solution on host {command.host!r} {exit_reason(env, command.host, result.exit_status)}{disk_full_note(env, command.host, result)}\n"
                 f"  command:\n{indent(command.run.strip(), '    | ')}\n  last output:\n{indent(result.tail())}"
             )
+
+
+def guide_blocks_after(entry: TaskEntry, step_number: int) -> list:
+    """The guide's blocks marked `run=HOST after=N` for this step: they run after its solution,
+    then the step's checks judge their effect, so the page shows commands CI ran."""
+    from opslabs.blocks.extract import blocks_of_task
+
+    return [b for b in blocks_of_task(entry, []) if b.after == step_number and "from" not in b.fence.attrs]
 
 
 def disk_full_note(env: LabEnvironment, host: str, result) -> str:
@@ -257,6 +266,9 @@ def run_step(env: LabEnvironment, index: int) -> StepResult:
             label = where if round_number == 0 else f"{where}, second run (idempotence)"
             try:
                 run_solution(env, step, label)
+                for block in guide_blocks_after(env.entry, index + 1):
+                    run_solution(env, step, f"{label}, guide block at {block.where}",
+                                 [SolutionCommand(host=block.host, run=block.text)])
             except SolutionError as err:
                 fail(result, str(err))
             result.checks = run_checks(env, step)

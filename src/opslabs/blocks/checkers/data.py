@@ -62,7 +62,7 @@ class HclChecker(Checker):
 
 class NginxChecker(Checker):
     name = "Nginx parser (crossplane)"
-    version = "0.5.8-1"
+    version = "0.5.8-strict-1"
 
     def judge(self, item: Item) -> Outcome:
         import crossplane
@@ -72,7 +72,8 @@ class NginxChecker(Checker):
         wrapped = bool(top_level) and not top_level & {"http", "events", "stream", "user", "worker_processes"}
         tmp, (path,) = temp_files([("http {\n" + text + "\n}\n") if wrapped else text], ".conf")
         with tmp:
-            parsed = crossplane.parse(str(path), single=True, check_ctx=True, check_args=True, comments=False)
+            # strict: an unknown (misspelt) directive is an error, not silently accepted
+            parsed = crossplane.parse(str(path), single=True, strict=True, check_ctx=True, check_args=True, comments=False)
         findings = [Finding(max(0, (e.get("line") or 0) - (1 if wrapped else 0)), e["error"].replace(str(path), "block"))
                     for config in parsed["config"] for e in config["errors"]]
         return Outcome(self.name, tuple(findings))

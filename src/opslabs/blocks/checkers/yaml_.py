@@ -5,6 +5,7 @@ resources (schemas derived from their projects' CRDs), GitHub workflows and Comp
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -26,7 +27,7 @@ _Yaml12Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", __import__("re").compile(r"^(?:true|false)$"), list("tf"))
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf"))
 
 
 def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
@@ -97,7 +98,8 @@ def _schema_errors(validator: jsonschema.protocols.Validator, doc: object) -> li
 
 def _line_of(text: str, path_message: str) -> int:
     """Best line for a finding: where the failing field's last key is written."""
-    field = path_message.split(":", 1)[0].split(".")[-1]
+    unexpected = re.search(r"'([^']+)' (?:was|were) unexpected", path_message)
+    field = unexpected.group(1) if unexpected else path_message.split(":", 1)[0].split(".")[-1]
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip().startswith(f"{field}:") or line.strip().startswith(f"- {field}:"):
             return number
@@ -147,7 +149,7 @@ def _kubernetes(text: str, docs: list) -> Outcome:
         except jsonschema.ValidationError as err:
             labels.add(f"Kubernetes {KUBERNETES_VERSION.rsplit('.', 1)[0]} schema")
             where = ".".join(map(str, err.absolute_path)) or "(top level)"
-            findings.append(Finding(_line_of(text, f"{where}:"), f"{kind}: {where}: {err.message}"))
+            findings.append(Finding(_line_of(text, f"{where}: {err.message}"), f"{kind}: {where}: {err.message}"))
     return Outcome(", ".join(sorted(labels)) or "Kubernetes schema", tuple(findings))
 
 
