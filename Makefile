@@ -52,9 +52,9 @@ $(DEV_STAMP): $(STAMP) requirements-dev.lock
 
 test: $(DEV_STAMP)
 	bash scripts/ensure-test-tools.sh
-	$(BIN)/opslabs validate
 	$(BIN)/opslabs engine ensure
 	$(BIN)/opslabs images ensure
+	$(BIN)/opslabs validate
 	$(BIN)/opslabs gc
 	$(BIN)/pytest -q tests/unit tests/integration
 	$(BIN)/opslabs verify -j 2 --results .opslabs/results.json --junit .opslabs/junit.xml

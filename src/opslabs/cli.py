@@ -229,6 +229,7 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
         engine.ensure_engine()
     except UserError as err:  # every lab is then skipped with this reason, never passed
         click.secho(f"warning: {err}", fg="yellow", err=True)
+    block_problems = _check_blocks(catalog, {t.path for t in chosen} if labs else None)
     results = results or DEFAULT_RESULTS
     args = [str(t.path) for t in chosen]
     args += ["--opslabs-labs", str(ctx.obj), "--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
@@ -245,8 +246,24 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     ran = [found[t.id] for t in chosen if t.id in found]
     counts = {s: sum(1 for r in ran if r["status"] == s) for s in ("passed", "failed", "skipped")}
     click.echo(f"labs: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped  (results: {results})")
-    if code != 0 or len(ran) != len(chosen):  # pytest's 5 (nothing collected) is a failure here
+    if code != 0 or len(ran) != len(chosen) or block_problems:  # pytest's 5 (nothing collected) is a failure here
         sys.exit(1)
+
+
+def _check_blocks(catalog, paths: set | None) -> list:
+    """The code-block checkers (cached), as `validate` runs them; their report feeds the site.
+    Returns the problems in the given files (all files when None), printed once here."""
+    from opslabs.blocks.report import check_and_report
+
+    report, problems = check_and_report(catalog)
+    if paths is not None:
+        problems = [p for p in problems if p.path in paths]
+    for problem in problems:
+        click.secho(str(problem), fg="red", err=True)
+    total = report["coverage"]["total"]
+    click.echo(f"code blocks: {total['executed']} executed by labs, {total['validated']} validated, "
+               f"{total['fragment']} fragments, {total['unchecked']} unchecked, {len(problems)} problems")
+    return problems
 
 
 @main.command()
