@@ -61,18 +61,27 @@ class _Document:
                 problems.append(self.problem((field,), f"line {offset} of the text: {message}"))
         return problems
 
-    def expand_versions(self, field: str, versions: Versions, problems: list[Problem]) -> None:
-        """Substitute `[[uses:…]]`/`[[version:…]]` in a text field, in place, before validation."""
-        text = self.data.get(field) if isinstance(self.data, dict) else None
-        if not isinstance(text, str):
-            return
-        self.data[field], unknown = versions.expand(text)
-        first = self.block_starts.get((field,))
-        for offset, message in unknown:
-            if first is not None:
-                problems.append(Problem(self.path, first + offset, 1, field, message))
-            else:
-                problems.append(self.problem((field,), message))
+    def expand_versions(self, versions: Versions, problems: list[Problem]) -> None:
+        """Substitute `[[uses:…]]`/`[[version:…]]` in every text value, in place, before validation:
+        a guide and the workflow its lab runs take the same version from labs/versions.yaml."""
+
+        def walk(node: Any, loc: tuple) -> Any:
+            if isinstance(node, dict):
+                return {key: walk(value, (*loc, key)) for key, value in node.items()}
+            if isinstance(node, list):
+                return [walk(value, (*loc, i)) for i, value in enumerate(node)]
+            if not isinstance(node, str) or "[[" not in node:
+                return node
+            text, unknown = versions.expand(node)
+            first = self.block_starts.get(loc)
+            for offset, message in unknown:
+                if first is not None:
+                    problems.append(Problem(self.path, first + offset, 1, ".".join(map(str, loc)), message))
+                else:
+                    problems.append(self.problem(loc, message))
+            return text
+
+        self.data = walk(self.data, ())
 
     def problem(self, loc: tuple, message: str) -> Problem:
         line, col = deepest_mark(self.marks, loc)
@@ -414,7 +423,7 @@ def load_catalog(root: Path, policy: Policy | None = DEFAULT_POLICY) -> Catalog:
             continue
         doc = parse_yaml(area_path, problems)
         if doc:
-            doc.expand_versions("overview", versions, problems)
+            doc.expand_versions(versions, problems)
         area = _validate(doc, Area, problems) if doc else None
         if area is not None:
             problems += doc.text_problems("overview", area.overview)
@@ -430,7 +439,7 @@ def load_catalog(root: Path, policy: Policy | None = DEFAULT_POLICY) -> Catalog:
                 continue
             tdoc = parse_yaml(task_path, problems)
             if tdoc:
-                tdoc.expand_versions("guide", versions, problems)
+                tdoc.expand_versions(versions, problems)
             task = _validate(tdoc, Task, problems) if tdoc else None
             if task is None:
                 continue
