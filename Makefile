@@ -55,6 +55,7 @@ test: $(DEV_STAMP)
 	$(BIN)/opslabs engine ensure
 	$(BIN)/opslabs images ensure
 	$(BIN)/opslabs validate
+	$(BIN)/opslabs pins
 	$(BIN)/opslabs gc
 	$(BIN)/pytest -q tests/unit tests/integration
 	$(BIN)/opslabs verify -j 2 --results .opslabs/results.json --junit .opslabs/junit.xml

@@ -121,6 +121,37 @@ def validate(ctx: click.Context, policy, blocks: bool) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def pins(ctx: click.Context, as_json: bool) -> None:
+    """Compare the package pins in the guides (pip, npm, apt) with what the registries serve.
+
+    A pin the registry no longer serves fails (exit 1); a newer release is only reported; a
+    registry that cannot be reached is skipped with the reason.
+
+    \b
+    Example:
+      opslabs pins
+    """
+    from opslabs.blocks.extract import extract
+    from opslabs.blocks.pins import check_pins, find_pins
+
+    results = check_pins(find_pins(extract(_catalog(ctx))))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        for r in results:
+            if r.status != "current":
+                colour = {"missing": "red", "newer": "yellow"}.get(r.status)
+                click.secho(f"{r.pin.block.where}: {r.pin.spec}: {r.status}: {r.detail}", fg=colour, err=r.status == "missing")
+        counts = {s: sum(1 for r in results if r.status == s) for s in ("current", "newer", "missing", "skipped")}
+        click.echo(f"{len(results)} pins: {counts['current']} current, {counts['newer']} with a newer release, "
+                   f"{counts['missing']} no longer served, {counts['skipped']} skipped")
+    if any(r.status == "missing" for r in results):
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: totals, per area, and every block that is not executed with the reason.")
 @click.pass_context
 def coverage(ctx: click.Context, as_json: bool) -> None:
