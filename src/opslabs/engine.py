@@ -123,7 +123,17 @@ class ContainerSpec:
 
 
 def create_network(name: str, label_args: list[str]) -> None:
-    docker("network", "create", "--driver", "bridge", *label_args, name, timeout=60)
+    """A lab's own network. Internal: its hosts reach each other, not the outside (downloads
+    belong in setup, which is built before); a step that teaches installing goes online."""
+    docker("network", "create", "--driver", "bridge", "--internal", *label_args, name, timeout=60)
+
+
+def set_online(container: str, online: bool) -> None:
+    """Attach a lab host to the engine's default bridge (the outside) or detach it again."""
+    proc = docker("network", "connect" if online else "disconnect", "bridge", container, timeout=60, check=False)
+    already = "already exists" in proc.stderr or "is not connected" in proc.stderr
+    if proc.returncode != 0 and not already:
+        raise DockerError(["network", "connect" if online else "disconnect", "bridge", container], proc.returncode, proc.stderr)
 
 
 # PID 1 of a lab host is this idle loop itself (no --init, no child `sleep`). The kernel

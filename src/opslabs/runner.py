@@ -133,6 +133,11 @@ class LabEnvironment:
         for command in host.start:
             run_required(self.sessions[name], command, START_TIMEOUT, f"lab {self.entry.id}: start command on host {name!r}", LabError)
 
+    def set_online(self, online: bool) -> None:
+        """Let every host reach the outside (a step that teaches installing), or cut it off again."""
+        for container in self.containers.values():
+            engine.set_online(container, online)
+
     def host(self, name: str):
         return session_host(self.session(name), name)
 
@@ -262,6 +267,8 @@ def run_step(env: LabEnvironment, index: int) -> StepResult:
                 result.checks = before
                 fail(result, "\n".join(describe_check_failure(where, c, "already passes before the solution, so it proves nothing") for c in proving_nothing))
         rounds = 2 if env.lab.idempotent else 1
+        if step.online:
+            env.set_online(True)
         for round_number in range(rounds):
             label = where if round_number == 0 else f"{where}, second run (idempotence)"
             try:
@@ -277,6 +284,11 @@ def run_step(env: LabEnvironment, index: int) -> StepResult:
                 fail(result, "\n".join(describe_check_failure(label, c, "failed after the solution") for c in failed))
     finally:
         result.duration = round(time.monotonic() - started, 3)
+        if step.online:
+            try:
+                env.set_online(False)
+            except engine.DockerError:
+                pass  # the hosts are going away with the lab anyway
     return result
 
 

@@ -133,6 +133,7 @@ def start(entry: TaskEntry, say: Say, reset: bool = False, store: ProgressStore 
     env.provision()
     try:
         store.begin(env.run_id, entry.id)
+        env.set_online(env.lab.steps[0].online)
     except BaseException:
         env.teardown()
         raise
@@ -215,6 +216,8 @@ def check(entry: TaskEntry, step: int | None = None, store: ProgressStore | None
                 store.begin(env.run_id, entry.id)
             store.mark_done(env.run_id, number)
             progress.done = sorted({*progress.done, number})
+            if progress.current is not None:  # the next step may teach installing, or no longer
+                env.set_online(env.lab.steps[progress.current - 1].online)
         return CheckReport(number, passed, results), progress
     finally:
         env.close_sessions()

@@ -1,6 +1,7 @@
 """The knowledge base itself: coverage of the 22 areas, structure, and the lab authoring rules."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,15 @@ def test_argo_cd_password_comes_from_the_secret_not_a_pod_name(catalog):
     everything = [text for _, text in _markdown_texts(catalog)]
     everything += [c.run for t in catalog.labs() for s in t.task.lab.steps for c in s.solution]
     assert not [text for text in everything if pod_name_as_password.search(text)]
+
+
+# Steps that reach the outside after setup (issue 11): each one teaches installing.
+ONLINE_STEPS: dict[str, list[int]] = {}
+
+
+def test_only_steps_that_teach_installing_reach_the_outside():
+    from opslabs.load import load_catalog
+
+    catalog = load_catalog(Path(__file__).resolve().parents[2] / "labs")
+    online = {t.id: [n for n, s in enumerate(t.task.lab.steps, 1) if s.online] for t in catalog.labs()}
+    assert {lab: steps for lab, steps in online.items() if steps} == ONLINE_STEPS
