@@ -74,6 +74,7 @@ verify: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/render_bench.py
+	$(BIN)/python benchmarks/blocks_bench.py
 	$(BIN)/opslabs engine ensure
 	$(BIN)/opslabs images ensure
 	$(BIN)/python benchmarks/runner_bench.py

@@ -20,8 +20,12 @@ class SqlChecker(Checker):
             except PgParseError as err:
                 return Outcome("PostgreSQL parser (pglast)", (Finding(_line(item.text, err.args[1] if len(err.args) > 1 else None), str(err.args[0])),))
             return Outcome("PostgreSQL parser (pglast)")
+        import logging
+
         import sqlglot
         from sqlglot.errors import ErrorLevel, ParseError
+
+        logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its fallback warnings: reported below instead
 
         try:
             sqlglot.Dialect.get_or_raise(dialect)
