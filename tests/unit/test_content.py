@@ -69,3 +69,32 @@ def test_only_steps_that_teach_installing_reach_the_outside():
     catalog = load_catalog(Path(__file__).resolve().parents[2] / "labs")
     online = {t.id: [n for n, s in enumerate(t.task.lab.steps, 1) if s.online] for t in catalog.labs()}
     assert {lab: steps for lab, steps in online.items() if steps} == ONLINE_STEPS
+
+
+def _guide_blocks(task_id: str):
+    from opslabs.blocks.extract import blocks_of_task
+
+    catalog = load_catalog(Path(__file__).resolve().parents[2] / "labs")
+    entry = next(t for t in catalog.tasks() if t.id == task_id)
+    return blocks_of_task(entry, [])
+
+
+def test_pre_commit_guide_commits_the_files_its_lab_creates():
+    """The guide ran `git add .pre-commit-config.yaml .yamllint` without ever creating .yamllint:
+    every block that stages them must be the lab's own text, which creates both."""
+    staging = [b for b in _guide_blocks("pre-commit-quality-gate") if ".yamllint" in b.text and "git add" in b.text]
+    assert staging, "the guide no longer shows how the configuration is committed"
+    for block in staging:
+        assert block.origin.startswith("lab step"), f"{block.where} is a hand-copied twin of the lab"
+        assert "cat > .yamllint" in block.text or "> .yamllint" in block.text or ".yamllint <<" in block.text
+
+
+def test_redis_guide_verify_reads_what_its_worker_writes():
+    """The guide's worker lacked `import redis` and never wrote billing:by_consumer, which its
+    verify step read: the worker and the verify step are now the lab's, executed by CI."""
+    blocks = _guide_blocks("redis-streams-consumer-group")
+    worker = [b for b in blocks if "xreadgroup" in b.text]
+    assert worker and all(b.origin.startswith("lab step") for b in worker)
+    assert any("import redis" in b.text and 'hincrby("billing:by_consumer"' in b.text for b in worker)
+    readers = [b for b in blocks if "billing:by_consumer" in b.text and "HGETALL" in b.text]
+    assert readers and all(b.origin.startswith("lab step") or b.after for b in readers)
