@@ -98,3 +98,48 @@ def test_redis_guide_verify_reads_what_its_worker_writes():
     assert any("import redis" in b.text and 'hincrby("billing:by_consumer"' in b.text for b in worker)
     readers = [b for b in blocks if "billing:by_consumer" in b.text and "HGETALL" in b.text]
     assert readers and all(b.origin.startswith("lab step") or b.after for b in readers)
+
+
+# A system file that two guides write: following both must still work. Each entry says what every
+# writer must write, so that the second guide does not undo the first.
+SHARED_SYSTEM_FILES = {
+    # only the include line: each table lives in its own /etc/nftables.d/*.nft file
+    "/etc/nftables.conf": ('include "/etc/nftables.d/*.nft"', "table "),
+    # the same repository line in both Trivy guides
+    "/etc/apt/sources.list.d/trivy.list": ("deb [signed-by=/usr/share/keyrings/trivy.gpg] https://get.trivy.dev/deb generic main", None),
+}
+WRITES = re.compile(r"(?:(?<![>&0-9])>\s*|\btee\s+(?!-a)(?:-\S+\s+)*|\bcp\s+(?:-\S+\s+)*\S+\s+|\binstall\s+(?:-\S+\s+)*\S+\s+)(/etc/[\w.@/-]+)")
+
+
+def _writers() -> dict[str, list[tuple[str, str]]]:
+    """{system file: [(guide page, the command that writes it, with its here-document)]}"""
+    from opslabs.blocks.extract import extract
+
+    found: dict[str, list[tuple[str, str]]] = {}
+    for block in extract(load_catalog(Path(__file__).resolve().parents[2] / "labs")):
+        if block.language not in ("bash", "sh"):
+            continue
+        lines = block.text.replace("\\\n", " ").splitlines()
+        for i, line in enumerate(lines):
+            for match in WRITES.finditer(line):
+                command = line
+                heredoc = re.search(r"<<-?\s*'?\"?(\w+)", line)
+                if heredoc:
+                    end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == heredoc.group(1)), len(lines))
+                    command += "\n" + "\n".join(lines[i + 1:end])
+                elif i and lines[i - 1].rstrip().endswith("|"):
+                    command = lines[i - 1] + "\n" + line
+                found.setdefault(match.group(1), []).append((block.page, command))
+    return found
+
+
+def test_system_files_written_by_two_guides_are_written_compatibly():
+    writers = _writers()
+    shared = {path: w for path, w in writers.items() if len({page for page, _ in w}) > 1}
+    unexplained = sorted(set(shared) - set(SHARED_SYSTEM_FILES))
+    assert not unexplained, f"two guides write {unexplained}: make one of them use a drop-in file, or add it here with what both must write"
+    for path, commands in shared.items():
+        required, forbidden = SHARED_SYSTEM_FILES[path]
+        for page, command in commands:
+            assert required in command, f"{page} writes {path} without {required!r}:\n{command}"
+            assert forbidden is None or forbidden not in command, f"{page} writes more than {required!r} into {path}"
