@@ -277,6 +277,11 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     ran = [found[t.id] for t in chosen if t.id in found]
     counts = {s: sum(1 for r in ran if r["status"] == s) for s in ("passed", "failed", "skipped")}
     click.echo(f"labs: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped  (results: {results})")
+    snippets = [s for r in ran for s in r.get("steps", [])]
+    guide_blocks = sum(s.get("guide_blocks", 0) for s in snippets)
+    if guide_blocks:
+        seconds = sum(s.get("guide_seconds", 0.0) for s in snippets)
+        click.echo(f"guide snippets: {guide_blocks} blocks run in the labs in {seconds:.1f} s (included in the labs' times above)")
     if code != 0 or len(ran) != len(chosen) or block_problems:  # pytest's 5 (nothing collected) is a failure here
         sys.exit(1)
 

@@ -52,6 +52,8 @@ class StepResult:
     message: str = ""
     duration: float = 0.0
     checks: list[CheckResult] = field(default_factory=list)
+    guide_blocks: int = 0  # guide blocks run after the solution (run=HOST after=N) ...
+    guide_seconds: float = 0.0  # ... and their time, reported apart from the lab's own
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -274,8 +276,13 @@ def run_step(env: LabEnvironment, index: int) -> StepResult:
             try:
                 run_solution(env, step, label)
                 for block in guide_blocks_after(env.entry, index + 1):
-                    run_solution(env, step, f"{label}, guide block at {block.where}",
-                                 [SolutionCommand(host=block.host, run=block.text)])
+                    block_started = time.monotonic()
+                    try:
+                        run_solution(env, step, f"{label}, guide block at {block.where}",
+                                     [SolutionCommand(host=block.host, run=block.text)])
+                    finally:
+                        result.guide_blocks += 1
+                        result.guide_seconds = round(result.guide_seconds + time.monotonic() - block_started, 3)
             except SolutionError as err:
                 fail(result, str(err))
             result.checks = run_checks(env, step)

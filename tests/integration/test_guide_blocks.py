@@ -12,6 +12,8 @@ def test_a_guide_block_runs_after_its_step_and_the_checks_judge_its_effect(tmp_p
     lab = read_json(results)["labs"][0]
     assert lab["status"] == "passed"
     assert "code blocks: 3 executed by labs" in proc.stdout
+    assert lab["steps"][0]["guide_blocks"] == 1 and lab["steps"][0]["guide_seconds"] > 0
+    assert "guide snippets: 1 blocks run in the labs in" in proc.stdout
     assert leftovers({"lab": "executed-snippets"}) == ([], [])
 
 
