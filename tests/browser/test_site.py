@@ -58,3 +58,18 @@ def test_lab_page_has_copyable_commands_and_folded_hints(page, site_url, repo):
 def test_tags_page_lists_tags_with_links(page, site_url):
     page.goto(site_url + "/tags/")
     assert page.locator("a[href*='nginx-load-balancer']").count() >= 1
+
+
+def test_a_guide_says_how_each_code_block_was_checked_and_links_the_verification_page(page, site_url, repo):
+    page.goto(site_url + "/data-engineering/redis-streams-consumer-group/")
+    notes = page.locator(".opslabs-check")
+    assert notes.count() >= 3
+    assert page.locator(".opslabs-executed").count() >= 1, "the guide's worker is the lab's and runs in CI"
+    summary = page.locator(".admonition.abstract", has_text="What CI checked on this page")
+    assert "code blocks checked" in summary.inner_text()
+    page.screenshot(path=str(repo / ".opslabs" / "guide-checks.png"), full_page=False)
+    summary.get_by_role("link", name="How code blocks are checked").click()
+    page.wait_for_url("**/verification/")
+    table = page.locator("table").first
+    assert table.locator("tbody tr").count() == 22  # one row per area
+    assert "executed or validated" in page.locator("article").inner_text()
