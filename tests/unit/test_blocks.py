@@ -192,3 +192,65 @@ def test_a_language_without_checker_needs_a_reason(tmp_path):
     problems = []
     judge_all(load_catalog(make_kb(tmp_path, task)), Cache(None), problems)
     assert any("no checker for ```groovy: add unchecked=" in p.message for p in problems)
+
+
+TAMPERED_GUIDE = '''\
+id: tampered
+title: Tampered
+summary: s
+level: beginner
+guide: |
+  ```bash
+  if [ -f /etc/motd ]; then
+    cat /etc/motd
+  ```
+
+  ```yaml
+  apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: web}
+  spec:
+    replica: 2
+    selector: {matchLabels: {app: web}}
+    template:
+      metadata: {labels: {app: web}}
+      spec:
+        containers: [{name: web, image: nginx}]
+  ```
+
+  ```yaml
+  on: push
+  jobs:
+    test:
+      runs_on: ubuntu-latest
+      steps:
+        - run: make test
+  ```
+
+  ```dockerfile
+  FROM debian:bookworm-slim
+  RUN cd /app && make
+  ```
+
+  ```sql dialect=mysql
+  SELECT user FROM mysql.user WHERE ORDER BY user;
+  ```
+'''
+
+
+def test_validate_locates_each_tampered_snippet_at_its_line(tmp_path):
+    root = make_kb(tmp_path, LAB_TASK.replace("prots:", "ports:"))
+    (root / "web" / "tampered.yaml").write_text(TAMPERED_GUIDE)
+    done = subprocess.run([sys.executable, "-m", "opslabs", "--labs", str(root), "validate"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    where = f"{root}/web/tampered.yaml"
+    lines = {int(line.split(":")[1]) for line in done.stderr.splitlines() if line.startswith(where)}
+    # shell: the `if` opened on line 7 never closes (reported at the block); Deployment: `replica` on 16;
+    # workflow: the job on 27 lacks `runs-on` (its `runs_on` on 28 is a typo); Dockerfile: `cd` on 35;
+    # SQL: its block on 39 (sqlglot names no line)
+    assert 7 in lines, done.stderr
+    assert 16 in lines, done.stderr
+    assert {27, 28} & lines and ("'runs-on' is a required property" in done.stderr or "'runs_on' was unexpected" in done.stderr), done.stderr
+    assert 35 in lines, done.stderr
+    assert 39 in lines or 40 in lines, done.stderr

@@ -72,7 +72,7 @@ def shape(doc: object) -> str:
 
 class YamlChecker(Checker):
     name = "YAML"
-    version = f"k8s-{KUBERNETES_VERSION}-3"
+    version = f"k8s-{KUBERNETES_VERSION}-4"
 
     def judge(self, item: Item) -> Outcome:
         try:
@@ -93,7 +93,14 @@ class YamlChecker(Checker):
 
 def _schema_errors(validator: jsonschema.protocols.Validator, doc: object) -> list[str]:
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    return [f"{'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:5]]
+    messages = []
+    for error in errors[:5]:
+        # "is not valid under any of the given schemas" hides the real mistake in its context:
+        # name the most relevant sub-error instead (e.g. 'runs_on' was unexpected)
+        while error.context:
+            error = jsonschema.exceptions.best_match(error.context)
+        messages.append(f"{'.'.join(map(str, error.absolute_path)) or '(top level)'}: {error.message}")
+    return messages
 
 
 def _line_of(text: str, path_message: str) -> int:
