@@ -243,11 +243,28 @@ class Session:
         words = " ".join(text)
         if any(sign in words for sign in ENGINE_GONE):
             return EngineLost(f"the Docker engine stopped answering while the shell on {self.container} was open: {words}")
-        # docker exec reports a process ended by signal N as 128+N, with nothing on stderr.
+        # docker exec reports a process ended by signal N as 128+N, with nothing on stderr:
+        # a command inside killed the shell, unless the container itself went away.
         if code is not None and 128 < code <= 128 + 64 and not text:
-            return ShellKilled(self.container, code - 128)
+            state = self._container_state()
+            if state == "running":
+                return ShellKilled(self.container, code - 128)
+            if any(sign in state for sign in ENGINE_GONE):
+                return EngineLost(f"the Docker engine stopped answering while the shell on {self.container} was open: {state}")
+            text = [f"the container no longer runs ({state})"]
+            words = text[0]
         why = f"docker exec exited with {code}" + (f": {words}" if text else " (did the command call `exit`?)")
         return SessionError(f"the shell on {self.container} {how}: {why}")
+
+    def _container_state(self) -> str:
+        """`running`, another state, or docker's words about why it cannot say."""
+        try:
+            proc = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}}", self.container],
+                                  capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return f"docker inspect failed: {err}"
+        said = (proc.stdout if proc.returncode == 0 else proc.stderr).decode("utf-8", "replace").strip()
+        return said.splitlines()[-1] if said else "unknown"
 
     @property
     def usable(self) -> bool:
