@@ -58,22 +58,30 @@ TERMINAL_DIR = "/var/lib/opslabs/terminal"
 TERMINAL_BASH_ENV = r"""if [ -z "${__OPSLABS_PID:-}" ]; then export __OPSLABS_PID=$$; fi
 if [ "$__OPSLABS_PID" = "$$" ]; then
   set -eu
-  trap '__opslabs_rc=$?; __opslabs_s=${__OPSLABS_STATE:-}; unset BASH_ENV __OPSLABS_PID __OPSLABS_EXECED __OPSLABS_STATE SHLVL
-    [ -n "$__opslabs_s" ] && { printf "cd -- %q
-" "$PWD"; export -p; } >"$__opslabs_s.tmp" 2>/dev/null && command mv -f "$__opslabs_s.tmp" "$__opslabs_s" 2>/dev/null
-    exit $__opslabs_rc' EXIT
+  __opslabs_save() {
+    local rc=$? state=${__OPSLABS_STATE:-}
+    unset BASH_ENV __OPSLABS_PID __OPSLABS_EXECED __OPSLABS_STATE SHLVL
+    # One `if` block: a file cut short (a full disk) is a syntax error and changes nothing.
+    if [ -n "$state" ]; then
+      { echo 'if :; then'
+        echo 'for __opslabs_v in $(compgen -e); do unset "$__opslabs_v" 2>/dev/null; done'
+        printf 'cd -- %q 2>/dev/null\n' "$PWD"
+        export -p
+        echo 'fi'; } >"$state" 2>/dev/null || :
+    fi
+    exit "$rc"
+  }
+  trap __opslabs_save EXIT
   if [ -n "${__OPSLABS_EXECED:-}" ] && [ -e /proc/$$/fd/7 ]; then exec 0<&7 7<&-; fi
   export __OPSLABS_EXECED=1
 fi
 """
 TERMINAL_FUNCTION = r"""__opslabs_terminal() (
   __opslabs_d=%(dir)s
-  { mkdir -p "$__opslabs_d" && [ -w "$__opslabs_d" ]; } 2>/dev/null || { __opslabs_d=/tmp/.opslabs-terminal-$(id -u); mkdir -p "$__opslabs_d"; }
+  [ -d "$__opslabs_d" ] || mkdir -p "$__opslabs_d" 2>/dev/null
+  [ -w "$__opslabs_d" ] || { __opslabs_d=/tmp/.opslabs-terminal-$EUID; mkdir -p "$__opslabs_d"; }
   printf '%%s' %(env)s >"$__opslabs_d/bash_env" 2>/dev/null
-  if [ -r "$__opslabs_d/state" ]; then
-    for __opslabs_v in $(compgen -e); do unset "$__opslabs_v" 2>/dev/null; done
-    . "$__opslabs_d/state" 2>/dev/null
-  fi
+  [ -r "$__opslabs_d/state" ] && . "$__opslabs_d/state" 2>/dev/null
   export BASH_ENV="$__opslabs_d/bash_env" __OPSLABS_STATE="$__opslabs_d/state"
   unset __OPSLABS_PID __OPSLABS_EXECED
   exec bash --noprofile --norc -eu /dev/fd/7 7< <(printf '%%s' "$__opslabs_cmd") </dev/null

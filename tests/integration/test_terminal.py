@@ -122,3 +122,11 @@ def test_workshop_solve_carries_the_terminal_from_step_to_step():
             assert f"Step {step} done." in solved.stdout
     finally:
         opslabs("stop", "terminal", labs=FAULTS)
+
+
+def test_a_state_file_cut_short_changes_nothing(host):
+    with Session(host) as session:
+        assert session.run("mkdir -p /srv && cd /srv && export KEPT=1", terminal=True).exit_status == 0
+        # As if the disk had filled up while the state was written.
+        session.run("f=/var/lib/opslabs/terminal/state; head -c 40 $f > $f.cut && mv $f.cut $f")
+        assert session.run('echo "$PWD ${KEPT:-none} $(command -v ls)"', terminal=True).stdout == "/ none /usr/bin/ls\n"
