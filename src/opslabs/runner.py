@@ -187,18 +187,18 @@ def run_solution(env: LabEnvironment, step: Step, where: str, commands: list | N
     for command in step.solution if commands is None else commands:
         try:
             result = env.session(command.host).run(command.run, timeout=step.timeout, terminal=True)
+        except CommandTimeout as err:  # a SessionError too: handled first
+            output = (err.stdout + err.stderr).decode("utf-8", "replace").strip().splitlines()[-10:]
+            raise SolutionError(
+                f"{where}: the solution on host {command.host!r} did not finish within {step.timeout} s\n"
+                f"  command:\n{indent(command.run.strip(), '    | ')}\n  last output:\n{indent(chr(10).join(output))}"
+            ) from None
         except SessionError as err:  # e.g. `pkill bash` killed the shell; the next command gets a fresh one
             if isinstance(err, EngineLost) or not engine.engine_answers():  # or the engine went away
                 raise EngineLost(f"{where}: {err}") from None
             raise SolutionError(
                 f"{where}: the solution on host {command.host!r} ended its shell: {err}\n"
                 f"  command:\n{indent(command.run.strip(), '    | ')}"
-            ) from None
-        except CommandTimeout as err:
-            output = (err.stdout + err.stderr).decode("utf-8", "replace").strip().splitlines()[-10:]
-            raise SolutionError(
-                f"{where}: the solution on host {command.host!r} did not finish within {step.timeout} s\n"
-                f"  command:\n{indent(command.run.strip(), '    | ')}\n  last output:\n{indent(chr(10).join(output))}"
             ) from None
         if not result.succeeded:
             raise SolutionError(
