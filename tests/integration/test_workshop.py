@@ -118,7 +118,7 @@ def remove_host_by_hand(lab: str, host: str) -> None:
 
 def test_a_removed_host_shows_as_broken_and_start_repairs_it_replaying_finished_steps(workshop_lab):
     assert opslabs("start", LAB).returncode == 0
-    assert opslabs("solve").returncode == 0  # the only running lab: no name needed
+    assert opslabs("solve", LAB).returncode == 0
     remove_host_by_hand(LAB, "app")
 
     status = opslabs("status")
@@ -139,7 +139,7 @@ def test_a_removed_host_shows_as_broken_and_start_repairs_it_replaying_finished_
     # Step 1's solution ran again on the new app host (and only there): its check passes.
     assert opslabs("check", LAB, "--step", "1").returncode == 0
     assert "1/2 steps done, now: step 2" in opslabs("status").stdout
-    stopped = opslabs("stop")  # the only running lab
+    stopped = opslabs("stop", LAB)
     assert "Removed 2 container(s) and 1 network(s)." in stopped.stdout
 
 
@@ -167,15 +167,19 @@ def test_a_failing_replay_names_the_step_and_offers_a_reset():
         opslabs("stop", lab, labs=FAULTS)
 
 
-def test_lab_commands_default_to_the_only_running_lab(workshop_lab):
-    none = opslabs("check")
+def test_lab_commands_default_to_the_only_running_lab(second_engine, tmp_path):
+    # On a Docker daemon of its own: other workshop labs on the main one would make it ambiguous.
+    env = {**second_engine.env(), "OPSLABS_STATE_DIR": str(tmp_path)}
+    none = opslabs("check", env=env)
     assert none.returncode == 1 and "no lab is running" in none.stderr
-    assert opslabs("start", LAB).returncode == 0
-    assert "Step 1 is not done yet." in opslabs("check").stdout
-    assert opslabs("start", "slow-step").returncode == 0
+    assert opslabs("start", LAB, env=env).returncode == 0
     try:
-        two = opslabs("solve")
+        assert "Step 1 is not done yet." in opslabs("check", env=env).stdout
+        assert opslabs("start", "slow-step", env=env).returncode == 0
+        two = opslabs("solve", env=env)
         assert two.returncode == 1 and "2 labs are running (slow-step, two-part): name the one you mean" in two.stderr
+        assert "Removed 2 container(s)" in opslabs("stop", "slow-step", env=env).stdout
+        assert "Applied the solution of step 1." in opslabs("solve", env=env).stdout
+        assert "Removed 2 container(s) and 1 network(s)." in opslabs("stop", env=env).stdout
     finally:
-        opslabs("stop", "slow-step")
-    assert "Applied the solution of step 1." in opslabs("solve").stdout
+        opslabs("stop", "--all", env=env)
