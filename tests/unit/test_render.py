@@ -23,12 +23,13 @@ def pages(repo):
 def test_renders_the_expected_set_of_pages(pages):
     assert sorted(pages) == [
         "demo/hello-lab/index.md", "demo/hello-lab/lab.md", "demo/index.md",
-        "demo/plain-guide/index.md", "index.md", "labs.md",
+        "demo/plain-guide/index.md", "index.md", "labs.md", "verification.md",
     ]
 
 
 @pytest.mark.parametrize("page", [
     "index.md", "labs.md", "demo/index.md", "demo/hello-lab/index.md", "demo/hello-lab/lab.md", "demo/plain-guide/index.md",
+    "verification.md",
 ])
 def test_page_matches_golden_file(pages, page):
     golden = GOLDEN / page.replace("/", "__")
@@ -49,6 +50,23 @@ def test_lab_page_shows_status_commands_checks_and_folded_hints(pages):
     assert "**web** · http — `http://localhost/` answers 200 and its body contains `hello`" in lab
     assert '??? tip "Hint"' in lab
     assert "    ```bash\n    echo hello > /var/www/html/index.html\n    ```" in lab
+
+
+def test_pages_say_how_each_block_was_checked_when_a_report_exists(repo):
+    from opslabs.blocks.cache import Cache
+    from opslabs.blocks.check import judge_all
+
+    catalog = load_catalog(HERE / "fixtures" / "labs")
+    judged = judge_all(catalog, Cache(None))
+    assert judged, "the fixture guides have code blocks"
+    report = {"generated": "2026-12-01T00:00:00+00:00", "blocks": [j.as_dict() for j in judged]}
+    pages = render(catalog, repo / "macros", RESULTS, report)
+    page = judged[0].block.page
+    text = pages[f"{page}/index.md"] if "/" in page else pages[f"{page}/index.md"]
+    assert '<small class="opslabs-check opslabs-' in text
+    verification = pages["verification.md"]
+    assert f"**{len(judged)} code blocks**" in verification and "Checked on 2026-12-01." in verification
+    assert "Not checked yet" in render(catalog, repo / "macros", RESULTS)["verification.md"]
 
 
 def test_status_texts():
