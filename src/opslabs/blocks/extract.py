@@ -12,7 +12,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from opslabs.blocks.fence import Fence, FenceError, parse_info
+from opslabs.blocks.fence import SHELLS, Fence, FenceError, parse_info
 from opslabs.catalog import AreaEntry, Catalog, TaskEntry
 from opslabs.errors import Problem
 from opslabs.model import CommandCheck, Lab
@@ -104,6 +104,22 @@ def resolve_from(spec: str, lab: Lab | None) -> tuple[str, str, str]:
     raise ValueError(f"from={spec}: host {file_host!r} has no file {file_path} (files: {', '.join(f.path for f in host.files) or 'none'})")
 
 
+def run_problem(fence: Fence) -> str:
+    """Why `run=` cannot apply to this block ("" when it can): the runner hands the text to bash
+    as the page shows it, and skips from= blocks (the lab already runs them where they belong),
+    so anything else marked run= would be reported executed without having run."""
+    if "run" not in fence.attrs:
+        return ""
+    if "from" in fence.attrs:
+        return "run= and from= exclude each other: a from= block is the lab's own text, which the lab runs where it belongs"
+    if fence.language not in SHELLS:
+        return f"run= runs a block in a lab host's shell: it needs a shell block ({', '.join(SHELLS)}), not {fence.language}"
+    if fence.flags or "unchecked" in fence.attrs:
+        what = ", ".join(sorted(fence.flags)) or "unchecked="
+        return f"run= and {what} exclude each other: a block that runs is checked by the lab"
+    return ""
+
+
 def blocks_of(text: str, page: str, file: Path, text_start: int | None, lab: Lab | None,
               problems: list[Problem], field_name: str) -> list[Block]:
     found: list[Block] = []
@@ -117,6 +133,10 @@ def blocks_of(text: str, page: str, file: Path, text_start: int | None, lab: Lab
             continue
         if not fence.language:
             problems.append(Problem(file, line, indent + 1, field_name, "a code block needs a language (```bash, ```yaml, ```text …)"))
+            continue
+        runnable = run_problem(fence)
+        if runnable:
+            problems.append(Problem(file, line, indent + 1, field_name, runnable))
             continue
         origin, host, after = "", fence.attrs.get("run", ""), 0
         body = content.rstrip("\n")

@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 
 FLAGS = {"fragment", "output"}
+SHELLS = ("bash", "sh", "shell")  # languages the runner can run (run=HOST after=STEP)
 KEYS = {"dialect", "from", "run", "after", "unchecked", "shape", "title"}
 
 

@@ -1,0 +1,70 @@
+"""Fixes from a code review of the block checkers and versions file, each with the case that showed it."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from opslabs.blocks.cache import Cache
+from opslabs.blocks.check import judge_all
+from opslabs.blocks.extract import extract
+from opslabs.load import load_catalog
+
+AREA = "id: web\ntitle: Web\norder: 1\nsummary: s\noverview: o\n"
+
+TASK = textwrap.dedent("""\
+    id: serve
+    title: Serve
+    summary: s
+    level: beginner
+    guide: |
+      ## Steps
+
+      BLOCK
+    lab:
+      duration: 5m
+      objectives: [o]
+      hosts:
+        box:
+          files:
+            - {path: /etc/app.ini, content: "[app]\\nport = 80\\n"}
+      steps:
+        - title: t
+          solution:
+            - {host: box, run: "mkdir -p /srv/www"}
+          checks:
+            - {host: box, file: /srv/www, directory: true}
+    """)
+
+
+def make_kb(tmp_path: Path, block: str) -> Path:
+    root = tmp_path / "labs"
+    (root / "web").mkdir(parents=True)
+    (root / "web" / "area.yaml").write_text(AREA)
+    body = "\n".join("  " + line if line else "" for line in block.split("\n")).lstrip()
+    (root / "web" / "serve.yaml").write_text(TASK.replace("BLOCK", body))
+    return root
+
+
+@pytest.mark.parametrize("block", [
+    # the runner never runs a from= block (it is the lab's own text), so run= on one claimed "executed" falsely
+    "```ini from=file:box:/etc/app.ini run=box after=1\n```",
+    "```bash from=solution:1 run=box after=1\n```",
+    # the runner would hand these to bash: a YAML file or an example output is not a command
+    "```yaml run=box after=1\nkey: value\n```",
+    "```text output run=box after=1\nhello\n```",
+])
+def test_run_is_refused_where_the_runner_cannot_run_the_block_as_shown(tmp_path, block):
+    catalog = load_catalog(make_kb(tmp_path, block))
+    problems = []
+    judged = judge_all(catalog, Cache(None), problems)
+    assert [p.line for p in problems] == [8], problems
+    assert "run=" in problems[0].message
+    assert not [j for j in judged if j.status == "executed"]
+
+
+def test_run_on_a_shell_block_is_still_executed(tmp_path):
+    catalog = load_catalog(make_kb(tmp_path, "```bash run=box after=1\ntest -d /srv/www\n```"))
+    problems = []
+    judged = judge_all(catalog, Cache(None), problems)
+    assert problems == [] and [j.status for j in judged] == ["executed"]
