@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 
 PLACEHOLDER = re.compile(r"\[\[(uses|version):([A-Za-z0-9_.\-/]+)\]\]")
+# What starts one, written well or not: a malformed one would reach the page as written.
+OPENING = re.compile(r"\[\[\s*(uses|version)\s*:")
 FILE = "versions.yaml"
 
 
@@ -33,4 +35,12 @@ class Versions:
                 return match.group(0)
             return f"{name}@{table[name]}" if kind == "uses" else table[name]
 
-        return PLACEHOLDER.sub(substitute, text), problems
+        expanded = PLACEHOLDER.sub(substitute, text)
+        wellformed = {match.start() for match in PLACEHOLDER.finditer(text)}
+        for match in OPENING.finditer(text):
+            if match.start() not in wellformed:
+                written = text[match.start():].split("\n", 1)[0][:40]
+                problems.append((text.count("\n", 0, match.start()),
+                                 f"{written!r}: a placeholder is written [[{match.group(1)}:NAME]], NAME of letters, "
+                                 f"digits and . _ - / with no spaces, closed by ]]"))
+        return expanded, problems

@@ -68,3 +68,20 @@ def test_run_on_a_shell_block_is_still_executed(tmp_path):
     problems = []
     judged = judge_all(catalog, Cache(None), problems)
     assert problems == [] and [j.status for j in judged] == ["executed"]
+
+
+@pytest.mark.parametrize("written", ["[[version:trivy", "[[version:trivy]", "[[uses: actions/checkout]]", "[[version:trivy 0.75]]"])
+def test_a_malformed_version_placeholder_is_located_not_shown_as_written(tmp_path, written):
+    from opslabs.errors import ValidationFailed
+
+    root = tmp_path / "labs"
+    (root / "ci").mkdir(parents=True)
+    (root / "versions.yaml").write_text("actions:\n  actions/checkout: v6\ntools:\n  trivy: '0.75.0'\n")
+    (root / "ci" / "area.yaml").write_text(
+        "id: ci\ntitle: CI\norder: 1\nsummary: s\noverview: |\n  Intro.\n\n"
+        f"  ```bash\n  echo {written}\n  ```\n")
+    with pytest.raises(ValidationFailed) as caught:
+        load_catalog(root)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (9, "overview")
+    assert "placeholder" in problem.message and "]]" in problem.message
