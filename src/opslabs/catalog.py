@@ -42,6 +42,7 @@ class AreaEntry:
     path: Path
     tasks: tuple[TaskEntry, ...]
     text_start: int | None = None  # file line where the overview's text begins
+    marks: Marks = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def id(self) -> str:

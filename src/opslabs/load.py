@@ -452,7 +452,7 @@ def load_catalog(root: Path, policy: Policy | None = DEFAULT_POLICY) -> Catalog:
             tasks.append(TaskEntry(task, area_dir.name, task_path, tdoc.marks, tdoc.block_starts.get(("guide",))))
         if area is not None:
             tasks.sort(key=lambda t: (t.task.order, t.task.title.lower()))
-            areas.append(AreaEntry(area, area_path, tuple(tasks), doc.block_starts.get(("overview",))))
+            areas.append(AreaEntry(area, area_path, tuple(tasks), doc.block_starts.get(("overview",)), doc.marks))
     if problems:
         raise ValidationFailed(problems)
     areas.sort(key=lambda a: (a.area.order, a.area.title.lower()))

@@ -85,3 +85,23 @@ def test_a_malformed_version_placeholder_is_located_not_shown_as_written(tmp_pat
     (problem,) = caught.value.problems
     assert (problem.line, problem.field) == (9, "overview")
     assert "placeholder" in problem.message and "]]" in problem.message
+
+
+@pytest.mark.parametrize("field", ["guide", "overview"])
+def test_blocks_of_a_quoted_text_are_located_at_its_key_not_at_an_unrelated_line(tmp_path, field):
+    # A quoted text has no line-for-line mapping to the file: the problem belongs at the key
+    # (line 6 here), with the line inside the block in words, never at `level:` or `summary:`.
+    root = tmp_path / "labs"
+    (root / "web").mkdir(parents=True)
+    quoted = '"Intro.\\n\\n```bash\\nif true; then\\n```\\n"'
+    area, task = AREA, "id: serve\ntitle: Serve\nsummary: s\nlevel: beginner\n# a comment\nguide: |\n  Plain.\n"
+    if field == "guide":
+        task = task.replace("guide: |\n  Plain.\n", f"guide: {quoted}\n")
+    else:
+        area = "id: web\ntitle: Web\norder: 1\nsummary: s\n# a comment\noverview: " + quoted + "\n"
+    (root / "web" / "area.yaml").write_text(area)
+    (root / "web" / "serve.yaml").write_text(task)
+    problems = []
+    judge_all(load_catalog(root), Cache(None), problems)
+    assert problems and {p.line for p in problems} == {6}, [str(p) for p in problems]
+    assert all("line 2 of the block" in p.message or "line 1 of the block" in p.message for p in problems), [str(p) for p in problems]

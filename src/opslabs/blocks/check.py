@@ -112,9 +112,10 @@ def judge_all(catalog: Catalog, cache: Cache | None = None, problems: list[Probl
         if j.findings:
             j.status = "failed"
         for finding in j.findings:
-            inside = j.block.text and finding.line and not j.block.origin
+            inside = j.block.text and finding.line and not j.block.origin and j.block.exact
             line = j.block.line + finding.line if inside else j.block.line
-            where = f" (from {j.block.origin}, line {finding.line})" if j.block.origin and finding.line else ""
+            where = f" (from {j.block.origin}, line {finding.line})" if j.block.origin and finding.line else \
+                f" (line {finding.line} of the block)" if not j.block.exact and finding.line else ""
             problems.append(Problem(j.block.file, line, j.block.indent + 1, "guide" if "/" in j.block.page else "overview",
                                     f"```{j.block.language} block {j.block.index}{where}: {j.checker}: {finding.message}"))
     return judged

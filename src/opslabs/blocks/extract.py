@@ -13,7 +13,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from opslabs.blocks.fence import SHELLS, Fence, FenceError, parse_info
-from opslabs.catalog import AreaEntry, Catalog, TaskEntry
+from opslabs.catalog import AreaEntry, Catalog, TaskEntry, deepest_mark
 from opslabs.errors import Problem
 from opslabs.model import CommandCheck, Lab
 
@@ -35,6 +35,9 @@ class Block:
     host: str = ""  # for from= blocks that run in a lab host, and for run= blocks
     after: int = 0  # run= blocks: the step they run after
     extra: dict = field(default_factory=dict, compare=False)
+    # False when the field is not a `|` block (a quoted text): its lines are not the file's,
+    # so `line` is the field's key and a finding names its line inside the block in words.
+    exact: bool = True
 
     @property
     def language(self) -> str:
@@ -121,11 +124,10 @@ def run_problem(fence: Fence) -> str:
 
 
 def blocks_of(text: str, page: str, file: Path, text_start: int | None, lab: Lab | None,
-              problems: list[Problem], field_name: str) -> list[Block]:
+              problems: list[Problem], field_name: str, field_line: int = 1) -> list[Block]:
     found: list[Block] = []
-    first_line = text_start or 1
     for i, (start, end, info, content, indent) in enumerate(fences(text), start=1):
-        line = first_line + start
+        line = text_start + start if text_start is not None else field_line
         try:
             fence = parse_info(info)
         except FenceError as err:
@@ -163,7 +165,8 @@ def blocks_of(text: str, page: str, file: Path, text_start: int | None, lab: Lab
             if not 1 <= after <= len(lab.steps):
                 problems.append(Problem(file, line, indent + 1, field_name, f"after={fence.attrs['after']}: expected a step number from 1 to {len(lab.steps)}"))
                 continue
-        found.append(Block(page, file, line, i, fence, body, origin, (start, end - 1), indent, host, after))
+        found.append(Block(page, file, line, i, fence, body, origin, (start, end - 1), indent, host, after,
+                           exact=text_start is not None))
     return found
 
 
@@ -179,9 +182,10 @@ def extract(catalog: Catalog, problems: list[Problem] | None = None) -> list[Blo
 
 
 def blocks_of_area(area: AreaEntry, problems: list[Problem]) -> list[Block]:
-    return blocks_of(area.area.overview, area.id, area.path, area.text_start, None, problems, "overview")
+    return blocks_of(area.area.overview, area.id, area.path, area.text_start, None, problems, "overview",
+                     deepest_mark(area.marks, ("overview",))[0])
 
 
 def blocks_of_task(entry: TaskEntry, problems: list[Problem]) -> list[Block]:
     return blocks_of(entry.task.guide, f"{entry.area_id}/{entry.id}", entry.path, entry.text_start,
-                     entry.task.lab, problems, "guide")
+                     entry.task.lab, problems, "guide", deepest_mark(entry.marks, ("guide",))[0])
