@@ -105,3 +105,39 @@ def test_blocks_of_a_quoted_text_are_located_at_its_key_not_at_an_unrelated_line
     judge_all(load_catalog(root), Cache(None), problems)
     assert problems and {p.line for p in problems} == {6}, [str(p) for p in problems]
     assert all("line 2 of the block" in p.message or "line 1 of the block" in p.message for p in problems), [str(p) for p in problems]
+
+
+RULES = "groups:\n  - name: g\n    rules:\n      - alert: Down\n        expr: up == 0\n"
+
+
+def test_promtool_whose_container_cannot_start_leaves_the_block_unchecked_not_failed(monkeypatch):
+    # docker's own failure (exit 125: no container ran) says nothing about the block.
+    import subprocess
+
+    from opslabs import engine, images
+    from opslabs.blocks.checkers import prometheus
+    from opslabs.blocks.checkers.base import Item
+    from opslabs.blocks.checkers.registry import checker_for
+
+    monkeypatch.setattr(prometheus.shutil, "which", lambda name: None)
+    monkeypatch.setattr(prometheus, "_broken", [])
+    monkeypatch.setattr(engine, "engine_answers", lambda: True)
+    monkeypatch.setattr(images, "setup_image", lambda *args: ("opslabs-tools:x", False))
+    said = "docker: Error response from daemon: failed to create task for container: cannot allocate memory.\n"
+    monkeypatch.setattr(engine, "docker", lambda *args, **kwargs: subprocess.CompletedProcess(args, 125, "", said))
+    outcome = checker_for("yaml").judge(Item(RULES, "yaml"))
+    assert outcome.findings == () and "cannot allocate memory" in outcome.unchecked
+
+
+def test_promtool_on_this_machine_that_hangs_leaves_the_block_unchecked(monkeypatch, tmp_path):
+    from opslabs.blocks.checkers import prometheus
+    from opslabs.blocks.checkers.base import Item
+    from opslabs.blocks.checkers.registry import checker_for
+
+    fake = tmp_path / "promtool"
+    fake.write_text("#!/bin/sh\nsleep 5\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setattr(prometheus, "TIMEOUT", 0.5, raising=False)
+    outcome = checker_for("yaml").judge(Item(RULES, "yaml"))
+    assert outcome.findings == () and "did not answer within 0.5 s" in outcome.unchecked

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from opslabs.blocks.checkers.base import Finding, Outcome, ToolMissing
+from opslabs.blocks.checkers.base import Finding, Outcome, ToolMissing, run_tool, temp_files
 
 COMMANDS = {
     "prometheus-rules": ("promtool", "check", "rules"),
@@ -22,6 +22,7 @@ LABELS = {
     "promtool-test": "promtool test rules",
     "alertmanager-config": "amtool check-config",
 }
+TIMEOUT = 60  # seconds for one run of promtool or amtool on this machine
 TOOLS_SETUP = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
                "--no-install-recommends prometheus prometheus-alertmanager >/dev/null")
 
@@ -32,13 +33,9 @@ def check(kind: str, text: str) -> Outcome:
         return Outcome(LABELS[kind], unchecked="a promtool unit test needs its rule files beside it; "
                                                 "the lab that owns it runs it")
     if shutil.which(command[0]):
-        import subprocess
-        import tempfile
-
-        with tempfile.NamedTemporaryFile("w", suffix=".yml") as handle:
-            handle.write(text)
-            handle.flush()
-            done = subprocess.run([*command, handle.name], capture_output=True, timeout=60)
+        tmp, (path,) = temp_files([text], ".yml")
+        with tmp:  # run_tool: a tool that hangs leaves the block unchecked with the reason
+            done = run_tool([*command, str(path)], timeout=TIMEOUT)
         output = (done.stdout + done.stderr).decode("utf-8", "replace")
         returncode = done.returncode
     else:
@@ -69,6 +66,12 @@ def _in_container(command: tuple[str, ...], text: str) -> tuple[int, str]:
         _broken.append(f"could not build the image that holds {command[0]}: {err}")
         raise ToolMissing(_broken[0]) from None
     script = 'cat > /tmp/block.yml && exec "$@" /tmp/block.yml'
-    done = engine.docker("run", "--rm", "-i", "--network", "none", *engine.labels("run", run_id, "block-checkers"),
-                         "--entrypoint", "sh", image, "-c", script, "sh", *command, input=text.encode(), timeout=120, check=False)
+    try:
+        done = engine.docker("run", "--rm", "-i", "--network", "none", *engine.labels("run", run_id, "block-checkers"),
+                             "--entrypoint", "sh", image, "-c", script, "sh", *command, input=text.encode(), timeout=120, check=False)
+    except OpslabsError as err:  # no answer in time: no verdict on the block
+        raise ToolMissing(f"{command[0]} in a container: {err}") from None
+    if done.returncode in (125, 126, 127):  # docker, or sh, could not start the tool: not the block's fault
+        said = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise ToolMissing(f"{command[0]} could not run in its container: {said}")
     return done.returncode, done.stdout + done.stderr
