@@ -141,3 +141,29 @@ def test_promtool_on_this_machine_that_hangs_leaves_the_block_unchecked(monkeypa
     monkeypatch.setattr(prometheus, "TIMEOUT", 0.5, raising=False)
     outcome = checker_for("yaml").judge(Item(RULES, "yaml"))
     assert outcome.findings == () and "did not answer within 0.5 s" in outcome.unchecked
+
+
+def test_a_billion_laughs_in_a_guide_yaml_block_is_refused_fast_not_expanded(tmp_path):
+    # The file-level YAML limits never see a code block's text: the YAML checker loaded it
+    # without them, and the schema error printed the expanded value (a 456-byte block took
+    # 4.5 s and a 52 MB message at 7 levels, 10x more per level).
+    import subprocess
+    import sys
+
+    script = textwrap.dedent("""\
+        import time
+        from opslabs.blocks.checkers.base import Item
+        from opslabs.blocks.checkers.registry import checker_for
+        lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+        for i in range(1, 9):
+            lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i-1}"] * 10) + "]")
+        anchors = "\\n".join("    " + line for line in lines)
+        text = f"apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: x\\n  labels:\\n{anchors}\\ndata:\\n  big: *a8\\n"
+        started = time.monotonic()
+        outcome = checker_for("yaml").judge(Item(text, "yaml"))
+        print(round(time.monotonic() - started, 2), outcome.findings[0].line, outcome.findings[0].message)
+        """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seconds, line, message = done.stdout.split(" ", 2)
+    assert float(seconds) < 2 and int(line) == 10 and "more than 50000 values" in message and len(message) < 400

@@ -43,7 +43,22 @@ _Yaml12Loader.add_multi_constructor("!", _tagged)
 _Yaml12Loader.add_multi_constructor("tag:yaml.org,2002:python/", _tagged)
 
 
+class TooCostly(Exception):
+    """The block nests or expands (through aliases) beyond the limits that bound every YAML file."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
 def load_documents(text: str) -> list:
+    from opslabs.load import _scan_limits
+
+    # The file-level limits never see a code block's text: a "billion laughs" of a few
+    # hundred bytes would otherwise be expanded by the schema checks and their messages.
+    too_costly = _scan_limits(Path("block"), text)
+    if too_costly is not None:
+        raise TooCostly(too_costly.line, too_costly.message)
     return [doc for doc in yaml.load_all(text, Loader=_Yaml12Loader) if doc is not None]
 
 
@@ -72,7 +87,7 @@ def shape(doc: object) -> str:
 
 class YamlChecker(Checker):
     name = "YAML"
-    version = f"k8s-{KUBERNETES_VERSION}-4"
+    version = f"k8s-{KUBERNETES_VERSION}-5"  # 5: the YAML limits apply to blocks too
 
     def judge(self, item: Item) -> Outcome:
         try:
@@ -80,6 +95,8 @@ class YamlChecker(Checker):
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             return Outcome("YAML syntax", (Finding(mark.line + 1 if mark else 0, f"YAML syntax error: {getattr(err, 'problem', err)}"),))
+        except TooCostly as err:
+            return Outcome("YAML syntax", (Finding(err.line, str(err)),))
         if not docs:
             return Outcome("YAML syntax", (Finding(0, "an empty YAML block"),))
         shapes = {shape(doc) for doc in docs}
