@@ -167,3 +167,15 @@ def test_a_billion_laughs_in_a_guide_yaml_block_is_refused_fast_not_expanded(tmp
     assert done.returncode == 0, done.stderr[-2000:]
     seconds, line, message = done.stdout.split(" ", 2)
     assert float(seconds) < 2 and int(line) == 10 and "more than 50000 values" in message and len(message) < 400
+
+
+@pytest.mark.parametrize("language,text", [
+    ("json", "[" * 100_000 + "]" * 100_000),
+    ("toml", "a = " + "[" * 100_000 + "]" * 100_000 + "\n"),
+], ids=["json", "toml"])
+def test_a_block_nested_past_the_parsers_recursion_is_a_finding_not_an_internal_error(language, text):
+    from opslabs.blocks.checkers.base import Item
+    from opslabs.blocks.checkers.registry import checker_for
+
+    (outcome,) = checker_for(language).judge_many([Item(text, language)])
+    assert len(outcome.findings) == 1 and "nests too deeply" in outcome.findings[0].message

@@ -47,7 +47,13 @@ class Checker:
         raise NotImplementedError
 
     def judge_many(self, items: list[Item]) -> list[Outcome]:
-        return [self.judge(item) for item in items]
+        return [self._judge_bounded(item) for item in items]
+
+    def _judge_bounded(self, item: Item) -> Outcome:
+        try:
+            return self.judge(item)
+        except RecursionError:  # json, tomllib … recurse per level: a hostile block must not end the run
+            return Outcome(self.name, (Finding(0, "the block nests too deeply to be parsed"),))
 
 
 def run_tool(args: list[str], input_text: str | None = None, timeout: float = TOOL_TIMEOUT) -> subprocess.CompletedProcess:
