@@ -179,3 +179,12 @@ def test_a_block_nested_past_the_parsers_recursion_is_a_finding_not_an_internal_
 
     (outcome,) = checker_for(language).judge_many([Item(text, language)])
     assert len(outcome.findings) == 1 and "nests too deeply" in outcome.findings[0].message
+
+
+@pytest.mark.parametrize("text", ["SELECT 'unterminated;\n", "SELECT `x;\n"], ids=["quote", "backtick"])
+def test_sql_that_sqlglot_cannot_tokenize_is_a_finding_not_an_internal_error(text):
+    from opslabs.blocks.checkers.base import Item
+    from opslabs.blocks.checkers.registry import checker_for
+
+    (outcome,) = checker_for("sql").judge_many([Item(text, "sql", {"dialect": "mysql"})])
+    assert outcome.checker == "mysql parser (sqlglot)" and len(outcome.findings) == 1 and not outcome.unchecked

@@ -23,7 +23,7 @@ class SqlChecker(Checker):
         import logging
 
         import sqlglot
-        from sqlglot.errors import ErrorLevel, ParseError
+        from sqlglot.errors import ErrorLevel, ParseError, TokenError
 
         logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its fallback warnings: reported below instead
 
@@ -35,6 +35,8 @@ class SqlChecker(Checker):
         except ParseError as err:
             first = err.errors[0] if err.errors else {}
             return Outcome(f"{dialect} parser (sqlglot)", (Finding(first.get("line") or 0, first.get("description") or str(err)),))
+        except TokenError as err:  # an unterminated quote or identifier: the tokenizer gives up before parsing
+            return Outcome(f"{dialect} parser (sqlglot)", (Finding(0, str(err)[:300]),))
         # sqlglot keeps statements it has no grammar for (CREATE USER, GRANT …) as opaque commands:
         # it cannot judge those, so the block is not reported as validated.
         opaque = [s for s in statements if isinstance(s, sqlglot.exp.Command)]
