@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-import textwrap
 from importlib.resources import files
 from pathlib import Path
 
@@ -319,41 +318,24 @@ def test_every_schema_records_its_source_and_is_listed_in_sources_md():
         assert f"`{name}`" in sources, f"{name} is not described in SOURCES.md"
 
 
-FENCE = re.compile(r"^(?P<indent>[ \t]*)```ya?ml[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
-KINDS = {
-    ("argoproj.io/v1alpha1", "Application"): APPLICATION,
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): HTTPROUTE,
-    ("gateway.networking.k8s.io/v1", "Gateway"): GATEWAY,
-    ("kustomize.config.k8s.io/v1beta1", "Kustomization"): KUSTOMIZATION,
-}
-
-
-def _strings(node):
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _strings(value)
-
-
 def test_every_such_manifest_in_the_knowledge_base_is_valid(repo: Path):
+    """Read through the block extractor, so `from=` blocks count with the lab text they show."""
+    from opslabs.blocks.extract import extract
+    from opslabs.load import load_catalog
+
     checked, problems = 0, []
-    for path in sorted((repo / "labs").rglob("*.yaml")):
-        for text in _strings(yaml.safe_load(path.read_text(encoding="utf-8"))):
-            for fence in FENCE.finditer(text):
-                body = textwrap.dedent(fence["body"])
-                try:
-                    docs = [d for d in yaml.safe_load_all(body) if isinstance(d, dict)]
-                except yaml.YAMLError:
-                    continue  # not a manifest; the YAML block checker reports syntax errors
-                for doc in docs:
-                    name = KINDS.get((doc.get("apiVersion"), doc.get("kind")))
-                    if name:
-                        checked += 1
-                        problems += [f"{path.relative_to(repo)}: {e}" for e in errors(name, doc)]
+    for block in extract(load_catalog(repo / "labs")):
+        if block.language != "yaml":
+            continue
+        try:
+            docs = [d for d in yaml.safe_load_all(block.text) if isinstance(d, dict)]
+        except yaml.YAMLError:
+            continue  # not a manifest; the YAML block checker reports syntax errors
+        for doc in docs:
+            name = KINDS.get((doc.get("apiVersion"), doc.get("kind")))
+            if name:
+                checked += 1
+                problems += [f"{block.where}: {e}" for e in errors(name, doc)]
     assert problems == []
     assert checked >= 7, "the guides' Application, HTTPRoute and Kustomization blocks were not found"
 
