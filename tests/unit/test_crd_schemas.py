@@ -318,6 +318,14 @@ def test_every_schema_records_its_source_and_is_listed_in_sources_md():
         assert f"`{name}`" in sources, f"{name} is not described in SOURCES.md"
 
 
+KINDS = {
+    ("argoproj.io/v1alpha1", "Application"): APPLICATION,
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): HTTPROUTE,
+    ("gateway.networking.k8s.io/v1", "Gateway"): GATEWAY,
+    ("kustomize.config.k8s.io/v1beta1", "Kustomization"): KUSTOMIZATION,
+}
+
+
 def test_every_such_manifest_in_the_knowledge_base_is_valid(repo: Path):
     """Read through the block extractor, so `from=` blocks count with the lab text they show."""
     from opslabs.blocks.extract import extract
