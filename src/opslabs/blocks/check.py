@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from opslabs.blocks.cache import Cache, key
+from opslabs.blocks.cache import Cache, checker_inputs, key
 from opslabs.blocks.checkers.base import Finding, Item, Outcome, ToolMissing
 from opslabs.blocks.checkers.registry import NOT_CODE, checker_for
 from opslabs.blocks.checkers.shell import lint as shell_lint
@@ -79,9 +79,10 @@ def judge_all(catalog: Catalog, cache: Cache | None = None, problems: list[Probl
             continue
         checkers[id(checker)] = checker
         pending.setdefault(id(checker), []).append(j)
+    inputs = checker_inputs()
     for checker_id, group in pending.items():
         checker = checkers[checker_id]
-        keys = [key(checker.name, checker.version, j.block.language, json.dumps(j.block.fence.attrs, sort_keys=True), j.block.text) for j in group]
+        keys = [key(inputs, checker.name, checker.version, j.block.language, json.dumps(j.block.fence.attrs, sort_keys=True), j.block.text) for j in group]
         outcomes: dict[int, Outcome] = {}
         missing = []
         for i, k in enumerate(keys):
@@ -107,7 +108,7 @@ def judge_all(catalog: Catalog, cache: Cache | None = None, problems: list[Probl
             else:
                 ran = executed_by(j.block, runs.get(j.block.page, False))
                 j.status, j.reason = ("executed", ran) if ran else ("validated", "")
-    _lint_joined(judged, cache)
+    _lint_joined(judged, cache, inputs)
     for j in judged:
         if j.findings:
             j.status = "failed"
@@ -121,7 +122,7 @@ def judge_all(catalog: Catalog, cache: Cache | None = None, problems: list[Probl
     return judged
 
 
-def _lint_joined(judged: list[Judged], cache: Cache) -> None:
+def _lint_joined(judged: list[Judged], cache: Cache, inputs: str) -> None:
     """A page's shell blocks run in one terminal, in order: lint them joined for names set in one
     block and used in another (the per-block lint leaves those out)."""
     pages: dict[str, list[Judged]] = {}
@@ -131,7 +132,7 @@ def _lint_joined(judged: list[Judged], cache: Cache) -> None:
     todo = []
     for page, group in pages.items():
         text = "\n".join(j.block.text for j in group)
-        k = key("shellcheck-joined", "2", text)
+        k = key(inputs, "shellcheck-joined", "2", text)
         hit = cache.get(k)
         if hit is None:
             todo.append((page, group, text, k))
