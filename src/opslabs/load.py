@@ -174,6 +174,9 @@ def _scan_limits(path: Path, text: str) -> Problem | None:
             if event.anchor is not None:
                 sizes[event.anchor], heights[event.anchor] = 1, 0
         elif isinstance(event, yaml.AliasEvent):
+            if any(entry[0] == event.anchor for entry in stack):  # would make the value contain itself
+                return located(event, f"the alias *{event.anchor} stands for a value that contains it "
+                                      "(a value without end); write the repeated part out instead")
             total += sizes.get(event.anchor, 1)  # an undefined alias is reported by the composer
             depth = len(stack) + heights.get(event.anchor, 0)
             if depth > max_depth:

@@ -233,3 +233,26 @@ def test_an_upgraded_checker_package_is_an_input_of_the_cache_key(tmp_path, monk
     again = _judge_twice(tmp_path, lambda: monkeypatch.setattr(
         metadata, "version", lambda name: "99.0" if name.lower() == "jsonschema" else real(name)))
     assert again.misses == 1, "a verdict made by the old jsonschema was reused"
+
+
+@pytest.mark.parametrize("value", ["&a [*a]", "&a {b: *a}", "&a [1, [2, *a]]"])
+def test_a_recursive_alias_is_refused_at_its_line_not_an_internal_error(tmp_path, value):
+    import subprocess
+    import sys
+
+    root = tmp_path / "labs"
+    (root / "web").mkdir(parents=True)
+    (root / "web" / "area.yaml").write_text(AREA)
+    (root / "web" / "serve.yaml").write_text(f"id: serve\ntitle: Serve\nsummary: s\nlevel: beginner\nguide: |\n  Hi.\nx: {value}\n")
+    done = subprocess.run([sys.executable, "-m", "opslabs", "--labs", str(root), "validate"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 1 and "internal error" not in done.stderr, done.stderr
+    assert f"{root}/web/serve.yaml:7:" in done.stderr and "*a" in done.stderr and "contains" in done.stderr, done.stderr
+
+
+def test_a_recursive_alias_in_a_yaml_block_is_a_finding():
+    from opslabs.blocks.checkers.base import Item
+    from opslabs.blocks.checkers.registry import checker_for
+
+    (outcome,) = checker_for("yaml").judge_many([Item("apiVersion: v1\nkind: ConfigMap\nmetadata: &m {name: x, labels: *m}\n", "yaml")])
+    assert [f.line for f in outcome.findings] == [3] and "contains" in outcome.findings[0].message

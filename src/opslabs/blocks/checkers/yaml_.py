@@ -87,7 +87,7 @@ def shape(doc: object) -> str:
 
 class YamlChecker(Checker):
     name = "YAML"
-    version = f"k8s-{KUBERNETES_VERSION}-5"  # 5: the YAML limits apply to blocks too
+    version = f"k8s-{KUBERNETES_VERSION}-6"  # 5: the YAML limits apply to blocks too; 6: recursive aliases refused
 
     def judge(self, item: Item) -> Outcome:
         try:
