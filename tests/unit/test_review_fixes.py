@@ -256,3 +256,25 @@ def test_a_recursive_alias_in_a_yaml_block_is_a_finding():
 
     (outcome,) = checker_for("yaml").judge_many([Item("apiVersion: v1\nkind: ConfigMap\nmetadata: &m {name: x, labels: *m}\n", "yaml")])
     assert [f.line for f in outcome.findings] == [3] and "contains" in outcome.findings[0].message
+
+
+DEPLOYMENT = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {matchLabels: {app: web}}\n"
+              "  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - name: web\n"
+              "          image: nginx\n        - name: 5\n          image: redis\n")
+
+
+@pytest.mark.parametrize("text,line", [
+    # the failing field's name appears earlier (metadata.name on line 4): the finding named that line
+    (DEPLOYMENT, 13),
+    # the second document's field, not the first document's key of the same name
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports:\n    - port: 80\n---\n"
+     "apiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec:\n  ports:\n    - port: eighty\n", 13),
+    # a Compose file whose second service has the wrong value, the same key right in the first
+    ('services:\n  web:\n    image: nginx\n    ports: ["80:80"]\n  db:\n    image: postgres\n    ports: 5432\n', 7),
+])
+def test_a_schema_finding_names_the_line_of_the_failing_field_itself(text, line):
+    from opslabs.blocks.checkers.base import Item
+    from opslabs.blocks.checkers.registry import checker_for
+
+    outcome = checker_for("yaml").judge(Item(text, "yaml"))
+    assert outcome.findings and outcome.findings[0].line == line, outcome.findings

@@ -87,7 +87,7 @@ def shape(doc: object) -> str:
 
 class YamlChecker(Checker):
     name = "YAML"
-    version = f"k8s-{KUBERNETES_VERSION}-6"  # 5: the YAML limits apply to blocks too; 6: recursive aliases refused
+    version = f"k8s-{KUBERNETES_VERSION}-7"  # 5: YAML limits for blocks too; 6: recursive aliases; 7: lines by path
 
     def judge(self, item: Item) -> Outcome:
         try:
@@ -108,7 +108,8 @@ class YamlChecker(Checker):
         return judge(item.text, docs)
 
 
-def _schema_errors(validator: jsonschema.protocols.Validator, doc: object) -> list[str]:
+def _schema_errors(validator: jsonschema.protocols.Validator, doc: object) -> list[tuple[list, str]]:
+    """[(path of the failing value, "path: message")] for the first five errors."""
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     messages = []
     for error in errors[:5]:
@@ -116,18 +117,37 @@ def _schema_errors(validator: jsonschema.protocols.Validator, doc: object) -> li
         # name the most relevant sub-error instead (e.g. 'runs_on' was unexpected)
         while error.context:
             error = jsonschema.exceptions.best_match(error.context)
-        messages.append(f"{'.'.join(map(str, error.absolute_path)) or '(top level)'}: {error.message}")
+        path = list(error.absolute_path)
+        messages.append((path, f"{'.'.join(map(str, path)) or '(top level)'}: {error.message}"))
     return messages
 
 
-def _line_of(text: str, path_message: str) -> int:
-    """Best line for a finding: where the failing field's last key is written."""
-    unexpected = re.search(r"'([^']+)' (?:was|were) unexpected", path_message)
-    field = unexpected.group(1) if unexpected else path_message.split(":", 1)[0].split(".")[-1]
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip().startswith(f"{field}:") or line.strip().startswith(f"- {field}:"):
-            return number
-    return 0
+def _line_of(text: str, doc_index: int, path: list, message: str) -> int:
+    """The line (1-based in the block) where the failing value's key is written: the path is
+    walked through the YAML nodes of that document, so a key written elsewhere too (a
+    `name:` in metadata and in a container) is not mistaken for it; 0 when unknown."""
+    try:
+        nodes = [n for n in yaml.compose_all(text, Loader=_Yaml12Loader)
+                 if n is not None and n.tag != "tag:yaml.org,2002:null"]  # as load_documents keeps them
+    except yaml.YAMLError:
+        return 0
+    if not 0 <= doc_index < len(nodes):
+        return 0
+    node = nodes[doc_index]
+    line = node.start_mark.line + 1
+    unexpected = re.search(r"'([^']+)' (?:was|were) unexpected", message)
+    for part in [*path, *([unexpected.group(1)] if unexpected else [])]:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 @lru_cache(maxsize=None)
@@ -155,7 +175,7 @@ def _kubernetes(text: str, docs: list) -> Outcome:
 
     findings: list[Finding] = []
     labels: set[str] = set()
-    for doc in docs:
+    for index, doc in enumerate(docs):
         if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
             findings.append(Finding(0, "every document of a Kubernetes block needs apiVersion and kind"))
             continue
@@ -163,7 +183,7 @@ def _kubernetes(text: str, docs: list) -> Outcome:
         custom = _custom(kind, api_version) if "." in api_version.split("/")[0] else None
         if custom is not None:
             labels.add(f"{kind} schema (from its CRD)")
-            findings += [Finding(_line_of(text, m), f"{kind}: {m}") for m in _schema_errors(custom, doc)]
+            findings += [Finding(_line_of(text, index, path, m), f"{kind}: {m}") for path, m in _schema_errors(custom, doc)]
             continue
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
@@ -173,14 +193,15 @@ def _kubernetes(text: str, docs: list) -> Outcome:
         except jsonschema.ValidationError as err:
             labels.add(f"Kubernetes {KUBERNETES_VERSION.rsplit('.', 1)[0]} schema")
             where = ".".join(map(str, err.absolute_path)) or "(top level)"
-            findings.append(Finding(_line_of(text, f"{where}: {err.message}"), f"{kind}: {where}: {err.message}"))
+            findings.append(Finding(_line_of(text, index, list(err.absolute_path), err.message), f"{kind}: {where}: {err.message}"))
     return Outcome(", ".join(sorted(labels)) or "Kubernetes schema", tuple(findings))
 
 
 def _vendored_judge(schema: str, label: str):
     def judge(text: str, docs: list) -> Outcome:
         validator = _vendored(schema)
-        return Outcome(label, tuple(Finding(_line_of(text, m), m) for doc in docs for m in _schema_errors(validator, doc)))
+        return Outcome(label, tuple(Finding(_line_of(text, index, path, m), m)
+                                    for index, doc in enumerate(docs) for path, m in _schema_errors(validator, doc)))
     return judge
 
 
