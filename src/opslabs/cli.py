@@ -197,9 +197,9 @@ def render(ctx: click.Context, out: Path, templates: Path, results: Path | None)
     from opslabs.render import write_pages
     from opslabs.store.results import DEFAULT_RESULTS, read_results
 
-    from opslabs.blocks.report import DEFAULT_REPORT, read_report
+    from opslabs.blocks.report import read_report, report_path_for
 
-    pages = render_pages(_catalog(ctx), templates, read_results(results or DEFAULT_RESULTS), read_report(DEFAULT_REPORT))
+    pages = render_pages(_catalog(ctx), templates, read_results(results or DEFAULT_RESULTS), read_report(report_path_for(ctx.obj)))
     written = write_pages(pages, out)
     click.echo(f"{len(pages)} pages rendered into {out}/ ({len(written)} changed)")
 

@@ -10,7 +10,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
 
-from opslabs.blocks.report import DEFAULT_REPORT, read_report
+from opslabs.blocks.report import read_report, report_path_for
 from opslabs.errors import UserError
 from opslabs.load import load_catalog
 from opslabs.render import page_paths, previously_rendered, render
@@ -21,7 +21,6 @@ class OpslabsConfig(Config):
     labs = config_options.Type(str, default="labs")
     templates = config_options.Type(str, default="macros")
     results = config_options.Type(str, default=str(DEFAULT_RESULTS))
-    blocks_report = config_options.Type(str, default=str(DEFAULT_REPORT))
 
 
 class OpslabsPlugin(BasePlugin[OpslabsConfig]):
@@ -30,7 +29,7 @@ class OpslabsPlugin(BasePlugin[OpslabsConfig]):
         self.labs_dir = root / self.config.labs
         self.templates_dir = root / self.config.templates
         self.results_path = root / self.config.results
-        self.report_path = root / self.config.blocks_report
+        self.report_path = report_path_for(self.labs_dir)
         try:
             self.catalog = load_catalog(self.labs_dir, policy=None)  # the site runs no lab: no privilege policy
         except UserError as err:

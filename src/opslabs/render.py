@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 
 from opslabs.catalog import Catalog
-from opslabs.errors import UserError
+from opslabs.errors import UserError, ValidationFailed
 from opslabs.model import check_kind
 
 TEMPLATES = {"home": "home.md.j2", "area": "area.md.j2", "guide": "guide.md.j2", "lab": "lab.md.j2", "labs": "labs.md.j2",
@@ -89,11 +89,13 @@ def _render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, 
             blocks_report: dict[str, Any]) -> dict[str, str]:
     from opslabs.blocks.extract import blocks_of_area, blocks_of_task
     from opslabs.blocks.present import present
+    from opslabs.blocks.present import current
     from opslabs.blocks.report import by_page, coverage, page_summary
 
     env = environment(Path(templates_dir))
     results = results or {}
     judged = by_page(blocks_report)
+    problems: list = []  # a bad fence (from= naming no part of the lab) fails the build, located
     pages: dict[str, str] = {}
     common = {"catalog": catalog, "page_paths": page_paths}
     pages["index.md"] = env.get_template(TEMPLATES["home"]).render(**common)
@@ -103,13 +105,15 @@ def _render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, 
     pages["verification.md"] = env.get_template(TEMPLATES["verification"]).render(
         coverage=table, generated=blocks_report.get("generated", ""), **common)
     for area in catalog.areas:
-        overview = present(area.area.overview, blocks_of_area(area, []), judged.get(area.id))
+        overview = present(area.area.overview, blocks_of_area(area, problems), judged.get(area.id))
         pages[page_paths(area.id)["area"]] = env.get_template(TEMPLATES["area"]).render(area=area, overview=overview, **common)
         for entry in area.tasks:
             paths = page_paths(area.id, entry.id)
             page = f"{area.id}/{entry.id}"
-            guide = present(entry.task.guide, blocks_of_task(entry, []), judged.get(page))
-            summary = page_summary(list(judged.get(page, {}).values()))
+            blocks = blocks_of_task(entry, problems)
+            fresh = current(blocks, judged.get(page, {}))  # a report older than the text says nothing
+            guide = present(entry.task.guide, blocks, fresh, lab_status(results.get(entry.id)) if entry.task.lab else None)
+            summary = page_summary(list(fresh.values()))
             pages[paths["guide"]] = env.get_template(TEMPLATES["guide"]).render(
                 area=area, entry=entry, task=entry.task, guide=guide, checked=summary, **common)
             if entry.task.lab is not None:
@@ -117,6 +121,8 @@ def _render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, 
                 pages[paths["lab"]] = env.get_template(TEMPLATES["lab"]).render(
                     area=area, entry=entry, task=entry.task, lab=entry.task.lab, status=status, **common
                 )
+    if problems:
+        raise ValidationFailed(problems)
     return pages
 
 

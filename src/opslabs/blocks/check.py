@@ -11,11 +11,11 @@ from opslabs.blocks.checkers.base import Finding, Item, Outcome, ToolMissing
 from opslabs.blocks.checkers.registry import NOT_CODE, checker_for
 from opslabs.blocks.checkers.shell import lint as shell_lint
 from opslabs.blocks.extract import Block, extract
+from opslabs.blocks.fence import SHELLS
 from opslabs.catalog import Catalog
 from opslabs.errors import Problem
 
 STATUSES = ("executed", "validated", "fragment", "unchecked", "failed")
-SHELLS = ("bash", "sh", "shell")
 
 
 @dataclass
@@ -139,7 +139,10 @@ def _lint_joined(judged: list[Judged], cache: Cache, inputs: str) -> None:
         else:
             _assign(group, [Finding(f["line"], f["message"]) for f in hit["findings"]])
     if todo:
-        results = shell_lint([(text, "bash") for _page, _group, text, _k in todo], include="SC2154")
+        try:
+            results = shell_lint([(text, "bash") for _page, _group, text, _k in todo], include="SC2154")
+        except ToolMissing:
+            return  # shellcheck cannot run: every shell block is already reported unchecked with the reason
         for (page, group, text, k), found in zip(todo, results):
             cache.put(k, {"findings": [{"line": f.line, "message": f.message} for f in found]})
             _assign(group, found)

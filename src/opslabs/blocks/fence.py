@@ -31,7 +31,7 @@ class Fence:
     @property
     def rendered_info(self) -> str:
         """The info string MkDocs and Material see: the language (and a title, which Material shows)."""
-        title = self.attrs.get("title")
+        title = self.attrs.get("title", "").replace('"', "'")  # a quote would end the attribute
         return self.language + (f' title="{title}"' if title else "")
 
 

@@ -14,8 +14,17 @@ from pathlib import Path
 
 from opslabs.blocks.check import STATUSES, Judged
 
-DEFAULT_REPORT = Path(".opslabs/blocks.json")
-SHELLS = ("bash", "sh", "shell")
+from opslabs.blocks.fence import SHELLS
+
+STATE = ".opslabs"  # beside the knowledge base folder: a run on another folder never touches this one's
+
+
+def report_path_for(labs_root: Path) -> Path:
+    return Path(labs_root).parent / STATE / "blocks.json"
+
+
+def cache_path_for(labs_root: Path) -> Path:
+    return Path(labs_root).parent / STATE / "cache" / "blocks.json"
 
 
 def write_report(path: Path, judged: list[Judged]) -> dict:
@@ -98,12 +107,16 @@ def page_summary(blocks: list[dict]) -> str:
     return text
 
 
-def check_and_report(catalog, report_path: Path | None = DEFAULT_REPORT, cache_path: Path | None = None):
-    """Judge every block (cached), store the report; returns (report, problems)."""
-    from opslabs.blocks.cache import DEFAULT_CACHE, Cache
+def check_and_report(catalog, report_path: Path | None | bool = True, cache_path: Path | None = None):
+    """Judge every block (cached), store the report; returns (report, problems).
+
+    By default the report and cache live beside the knowledge base (`labs/../.opslabs/`);
+    `report_path=None` stores no report.
+    """
+    from opslabs.blocks.cache import Cache
     from opslabs.blocks.check import judge_all
 
-    cache = Cache(cache_path or DEFAULT_CACHE)
+    cache = Cache(cache_path or cache_path_for(catalog.root))
     problems: list = []
     judged = judge_all(catalog, cache, problems)
     cache.save()
@@ -111,5 +124,5 @@ def check_and_report(catalog, report_path: Path | None = DEFAULT_REPORT, cache_p
         report = {"blocks": [j.as_dict() for j in judged]}
         report["coverage"] = coverage(report["blocks"])
     else:
-        report = write_report(report_path, judged)
+        report = write_report(report_path_for(catalog.root) if report_path is True else report_path, judged)
     return report, problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from opslabs.blocks.checkers.base import Checker, Finding, Item, Outcome, run_tool, temp_files, tool_path
+from opslabs.blocks.checkers.base import Checker, Finding, Item, Outcome, ToolMissing, run_tool, temp_files, tool_path
 
 # A guide's blocks run in one terminal: a variable set in one block is used in the next, so
 # "referenced but not assigned" and "assigned but unused" are judged on the joined guide instead.
@@ -38,7 +38,7 @@ def lint(scripts: list[tuple[str, str]], exclude: str = "", include: str = "") -
             args += [f"--include={include}"] if include else []
             done = run_tool([*args, *map(str, paths)], timeout=120)
             if done.returncode not in (0, 1):
-                raise RuntimeError(f"shellcheck failed: {done.stderr.decode(errors='replace')[:300]}")
+                raise ToolMissing(f"shellcheck failed: {done.stderr.decode(errors='replace')[:300]}")
             index_of = {str(p): i for p, i in zip(paths, indexes)}
             for comment in json.loads(done.stdout or b'{"comments": []}')["comments"]:
                 results[index_of[comment["file"]]].append(
