@@ -464,20 +464,25 @@ def start(ctx: click.Context, lab: str, reset: bool, policy) -> None:
 
 
 @main.command()
-@click.argument("lab")
+@click.argument("lab", required=False)
 @click.argument("host", required=False)
 @click.pass_context
-def shell(ctx: click.Context, lab: str, host: str | None) -> None:
+def shell(ctx: click.Context, lab: str | None, host: str | None) -> None:
     """Open an interactive shell in a host of a running lab (bash where the image has it).
+
+    Without LAB: the lab that is running (when exactly one is).
 
     \b
     Examples:
       opslabs shell nginx-load-balancer        the first host
       opslabs shell nginx-load-balancer web1
+      opslabs shell web1                       host web1 of the only running lab
     """
     from opslabs import workshop
 
-    command = workshop.shell_command(_lab(ctx, lab), host)
+    if lab and host is None and _catalog(ctx).find_lab(lab) is None:
+        lab, host = None, lab  # `opslabs shell web1`: a host of the only running lab
+    command = workshop.shell_command(_running_lab(ctx, lab), host)
     os.execvp(command[0], command)
 
 

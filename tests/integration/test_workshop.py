@@ -175,6 +175,8 @@ def test_lab_commands_default_to_the_only_running_lab(second_engine, tmp_path):
     assert opslabs("start", LAB, env=env).returncode == 0
     try:
         assert "Step 1 is not done yet." in opslabs("check", env=env).stdout
+        wrong_host = opslabs("shell", "no-such-host", env=env)  # read as a host of the only running lab
+        assert wrong_host.returncode == 1 and f"lab {LAB} has no host 'no-such-host'" in wrong_host.stderr
         assert opslabs("start", "slow-step", env=env).returncode == 0
         two = opslabs("solve", env=env)
         assert two.returncode == 1 and "2 labs are running (slow-step, two-part): name the one you mean" in two.stderr
