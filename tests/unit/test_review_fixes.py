@@ -203,7 +203,7 @@ def _judge_twice(tmp_path, change) -> Cache:
     catalog = load_catalog(root)
     first = Cache(tmp_path / "cache.json")
     judged = judge_all(catalog, first, [])
-    assert [j.checker for j in judged] == ["Application schema (from its CRD)"]
+    assert [j.checker for j in judged] == ["argoproj.io/v1alpha1 Application schema"]
     first.save()
     change()
     again = Cache(tmp_path / "cache.json")

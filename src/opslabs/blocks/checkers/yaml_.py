@@ -87,7 +87,7 @@ def shape(doc: object) -> str:
 
 class YamlChecker(Checker):
     name = "YAML"
-    version = f"k8s-{KUBERNETES_VERSION}-7"  # 5: YAML limits for blocks too; 6: recursive aliases; 7: lines by path
+    version = f"k8s-{KUBERNETES_VERSION}-8"  # 5: YAML limits for blocks too; 6: recursive aliases; 7: lines by path; 8: label
 
     def judge(self, item: Item) -> Outcome:
         try:
@@ -182,7 +182,7 @@ def _kubernetes(text: str, docs: list) -> Outcome:
         api_version, kind = str(doc["apiVersion"]), str(doc["kind"])
         custom = _custom(kind, api_version) if "." in api_version.split("/")[0] else None
         if custom is not None:
-            labels.add(f"{kind} schema (from its CRD)")
+            labels.add(f"{api_version} {kind} schema")  # stored with its version, from its CRD or SchemaStore
             findings += [Finding(_line_of(text, index, path, m), f"{kind}: {m}") for path, m in _schema_errors(custom, doc)]
             continue
         try:
