@@ -66,6 +66,11 @@ def test_every_checker_accepts_good_and_fails_tampered_blocks(language, attrs, g
     assert tampered.findings, f"{checker.name} passed a tampered {language} block"
 
 
+def test_nginx_map_entries_are_data_not_unknown_directives():
+    text = 'map $http_x_api_key $consumer {\n    default "";\n    "k1" alice;\n}\nserver {\n    listen 80;\n    location / { return 200 $consumer; }\n}\n'
+    assert checker_for("nginx").judge(Item(text, "nginx")).findings == ()
+
+
 def test_kubernetes_kind_without_a_schema_is_unchecked_with_the_reason_not_passed():
     outcome = checker_for("yaml").judge(Item("apiVersion: example.org/v1\nkind: Widget\nmetadata: {name: w}\n", "yaml"))
     assert outcome.unchecked.startswith("no schema for Widget")

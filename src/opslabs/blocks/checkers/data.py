@@ -62,7 +62,7 @@ class HclChecker(Checker):
 
 class NginxChecker(Checker):
     name = "Nginx parser (crossplane)"
-    version = "0.5.8-strict-1"
+    version = "0.5.8-strict-2"
 
     def judge(self, item: Item) -> Outcome:
         import crossplane
@@ -73,7 +73,9 @@ class NginxChecker(Checker):
         tmp, (path,) = temp_files([("http {\n" + text + "\n}\n") if wrapped else text], ".conf")
         with tmp:
             # strict: an unknown (misspelt) directive is an error, not silently accepted
-            parsed = crossplane.parse(str(path), single=True, strict=True, check_ctx=True, check_args=True, comments=False)
+            # map/geo/types/split_clients blocks hold data (key value pairs), not directives
+            parsed = crossplane.parse(str(path), single=True, strict=True, check_ctx=True, check_args=True, comments=False,
+                                      ignore=("map", "geo", "types", "split_clients", "charset_map"))
         findings = [Finding(max(0, (e.get("line") or 0) - (1 if wrapped else 0)), e["error"].replace(str(path), "block"))
                     for config in parsed["config"] for e in config["errors"]]
         return Outcome(self.name, tuple(findings))
