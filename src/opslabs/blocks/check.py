@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from opslabs.blocks.cache import Cache, checker_inputs, key
-from opslabs.blocks.checkers.base import Finding, Item, Outcome, ToolMissing
+from opslabs.blocks.checkers.base import Checker, Finding, Item, Outcome, ToolMissing
 from opslabs.blocks.checkers.registry import NOT_CODE, checker_for
 from opslabs.blocks.checkers.shell import lint as shell_lint
 from opslabs.blocks.extract import Block, extract
@@ -55,8 +55,7 @@ def judge_all(catalog: Catalog, cache: Cache | None = None, problems: list[Probl
     blocks = extract(catalog, problems)
     runs = {f"{t.area_id}/{t.id}": t.task.lab is not None and skip_reason(t.task.lab) is None for t in catalog.tasks()}
     judged = [Judged(b) for b in blocks]
-    pending: dict[int, list[Judged]] = {}  # id(checker) -> blocks it must judge
-    checkers = {}
+    pending: dict[Checker, list[Judged]] = {}  # checker -> the blocks it must judge
     for j in judged:
         fence = j.block.fence
         if "fragment" in fence.flags:
@@ -77,11 +76,9 @@ def judge_all(catalog: Catalog, cache: Cache | None = None, problems: list[Probl
                                         f"no checker for ```{fence.language}: add unchecked=\"why it cannot be checked here\" to the fence"))
                 j.status, j.reason = "unchecked", f"no checker for {fence.language}"
             continue
-        checkers[id(checker)] = checker
-        pending.setdefault(id(checker), []).append(j)
+        pending.setdefault(checker, []).append(j)
     inputs = checker_inputs()
-    for checker_id, group in pending.items():
-        checker = checkers[checker_id]
+    for checker, group in pending.items():
         keys = [key(inputs, checker.name, checker.version, j.block.language, json.dumps(j.block.fence.attrs, sort_keys=True), j.block.text) for j in group]
         outcomes: dict[int, Outcome] = {}
         missing = []

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 from opslabs.blocks.check import STATUSES, Judged
 
 from opslabs.blocks.fence import SHELLS
+from opslabs.store.results import write_atomically
 
 STATE = ".opslabs"  # beside the knowledge base folder: a run on another folder never touches this one's
 
@@ -27,17 +26,16 @@ def cache_path_for(labs_root: Path) -> Path:
     return Path(labs_root).parent / STATE / "cache" / "blocks.json"
 
 
-def write_report(path: Path, judged: list[Judged]) -> dict:
-    report = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "blocks": [j.as_dict() for j in judged]}
-    report["coverage"] = coverage(report["blocks"])
+def build_report(judged: list[Judged]) -> dict:
+    blocks = [j.as_dict() for j in judged]
+    return {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "blocks": blocks,
+            "coverage": coverage(blocks)}
+
+
+def write_report(path: Path, report: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".blocks-report-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=1)
-    os.replace(tmp, path)
-    return report
+    write_atomically(path, json.dumps(report, indent=1))
 
 
 def read_report(path: Path) -> dict:
@@ -120,9 +118,7 @@ def check_and_report(catalog, report_path: Path | None | bool = True, cache_path
     problems: list = []
     judged = judge_all(catalog, cache, problems)
     cache.save()
-    if report_path is None:
-        report = {"blocks": [j.as_dict() for j in judged]}
-        report["coverage"] = coverage(report["blocks"])
-    else:
-        report = write_report(report_path_for(catalog.root) if report_path is True else report_path, judged)
+    report = build_report(judged)
+    if report_path is not None:
+        write_report(report_path_for(catalog.root) if report_path is True else report_path, report)
     return report, problems
