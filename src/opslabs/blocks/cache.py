@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from opslabs.store.results import write_atomically
 
 # The packages whose verdicts are cached: an upgrade (a new rule, a new vendored schema) must
 # not be answered by a verdict of the old one, whatever a checker's hand-kept version says.
@@ -73,7 +73,4 @@ class Cache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = {k: v for k, v in self.entries.items() if k in self.used}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".blocks-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(kept, handle)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(kept))

@@ -68,16 +68,12 @@ def merge_results(path: Path, labs: list[Record], meta: dict[str, Any], key: Cal
         records = sorted(merged.values(), key=key)
         summary = {status: sum(1 for r in records if r.get("status") == status) for status in STATUSES}
         document = {**meta, "summary": summary, "labs": records}
-        _write_atomically(path, json.dumps(document, indent=2) + "\n")
+        write_atomically(path, json.dumps(document, indent=2) + "\n")
     return document
 
 
-def write_results(path: Path, labs: list[Record], meta: dict[str, Any]) -> None:
-    """Kept for callers of the old module: the same as `merge_results`."""
-    merge_results(path, labs, meta)
-
-
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Replace a file in one step: a reader never sees half of it, a crash leaves no temporary file."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
