@@ -77,7 +77,7 @@ def main() -> int:
         started = time.perf_counter()
         catalog = load_catalog(tmp / "labs")
         loaded = time.perf_counter()
-        pages = render(catalog, REPO / "macros")
+        pages = render(catalog, None)
         rendered = time.perf_counter()
         write_pages(pages, tmp / "docs")
         written = time.perf_counter()

@@ -183,7 +183,8 @@ def coverage(ctx: click.Context, as_json: bool) -> None:
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs"), show_default=True, help="Where to write the Markdown.")
-@click.option("--templates", type=click.Path(path_type=Path), default=Path("macros"), show_default=True)
+@click.option("--templates", type=click.Path(path_type=Path), default=Path("macros"), show_default=True,
+              help="Your templates: a file here replaces the built-in template of the same name.")
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Results JSON for the verified badges [default: .opslabs/results.json].")
 @click.pass_context
 def render(ctx: click.Context, out: Path, templates: Path, results: Path | None) -> None:

@@ -1,4 +1,4 @@
-"""Thin MkDocs adapter: adds the rendered pages and watches labs/ and macros/ when serving."""
+"""Thin MkDocs adapter: adds the rendered pages, the package's stylesheet and the navigation; watches labs/ and macros/."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ from mkdocs.structure.files import File, Files
 from opslabs.blocks.report import read_report, report_path_for
 from opslabs.errors import UserError
 from opslabs.load import load_catalog
-from opslabs.render import page_paths, previously_rendered, render
+from opslabs.render import DEFAULT_TEMPLATES, page_paths, previously_rendered, render
 from opslabs.store.results import DEFAULT_RESULTS, read_results
+
+
+# Site assets shipped inside the package; a file of the same path under docs/ wins.
+ASSETS = Path(__file__).parent / "assets"
+STYLESHEET = "assets/opslabs.css"
 
 
 class OpslabsConfig(Config):
@@ -35,6 +40,8 @@ class OpslabsPlugin(BasePlugin[OpslabsConfig]):
         except UserError as err:
             raise PluginError(f"opslabs: the knowledge base is invalid:\n{err}") from None
         config.nav = navigation(self.catalog, config.nav or [])
+        if STYLESHEET not in config.extra_css:
+            config.extra_css.append(STYLESHEET)
         return config
 
     def on_files(self, files: Files, config) -> Files:
@@ -51,11 +58,16 @@ class OpslabsPlugin(BasePlugin[OpslabsConfig]):
             if existing is not None:  # also written to disk by `opslabs render`: ours wins
                 files.remove(existing)
             files.append(File.generated(config, path, content=text))
+        for asset in sorted(ASSETS.iterdir()):
+            path = f"assets/{asset.name}"
+            if files.get_file_from_path(path) is None:
+                files.append(File.generated(config, path, abs_src_path=str(asset)))
         return files
 
     def on_serve(self, server, config, builder):
-        for folder in (self.labs_dir, self.templates_dir):
-            server.watch(str(folder))
+        for folder in (self.labs_dir, self.templates_dir, DEFAULT_TEMPLATES, ASSETS):
+            if folder.is_dir():
+                server.watch(str(folder))
         return server
 
 

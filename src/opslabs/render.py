@@ -16,9 +16,18 @@ TEMPLATES = {"home": "home.md.j2", "area": "area.md.j2", "guide": "guide.md.j2",
              "verification": "verification.md.j2"}
 
 
-def environment(templates_dir: Path) -> jinja2.Environment:
+# The package's own templates; a content repository's `macros/` overrides single files.
+DEFAULT_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def template_dirs(overrides: Path | None) -> list[str]:
+    dirs = [str(overrides)] if overrides is not None and Path(overrides).is_dir() else []
+    return [*dirs, str(DEFAULT_TEMPLATES)]
+
+
+def environment(templates_dir: Path | None) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=jinja2.FileSystemLoader(template_dirs(templates_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -70,7 +79,7 @@ def lab_status(result: dict[str, Any] | None) -> dict[str, str]:
     return {"state": "skipped", "text": f"Not verified: {result.get('reason') or 'skipped'}"}
 
 
-def render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, Any]] | None = None,
+def render(catalog: Catalog, templates_dir: Path | None = None, results: dict[str, dict[str, Any]] | None = None,
            blocks_report: dict[str, Any] | None = None) -> dict[str, str]:
     """Render every page; returns {path relative to docs/: markdown}.
 
@@ -82,17 +91,17 @@ def render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, A
     except jinja2.TemplateSyntaxError as err:
         raise UserError(f"{err.filename or templates_dir}:{err.lineno}: template error: {err.message}") from None
     except jinja2.TemplateError as err:
-        raise UserError(f"{templates_dir}: template error: {err}") from None
+        raise UserError(f"{templates_dir or DEFAULT_TEMPLATES}: template error: {err}") from None
 
 
-def _render(catalog: Catalog, templates_dir: Path, results: dict[str, dict[str, Any]] | None,
+def _render(catalog: Catalog, templates_dir: Path | None, results: dict[str, dict[str, Any]] | None,
             blocks_report: dict[str, Any]) -> dict[str, str]:
     from opslabs.blocks.extract import blocks_of_area, blocks_of_task
     from opslabs.blocks.present import present
     from opslabs.blocks.present import current
     from opslabs.blocks.report import by_page, coverage, page_summary
 
-    env = environment(Path(templates_dir))
+    env = environment(templates_dir)
     results = results or {}
     judged = by_page(blocks_report)
     problems: list = []  # a bad fence (from= naming no part of the lab) fails the build, located

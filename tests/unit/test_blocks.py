@@ -269,15 +269,15 @@ def test_page_notes_name_the_lab_result_and_ignore_a_stale_report(tmp_path, repo
     catalog = load_catalog(root)
     report = {"blocks": [j.as_dict() for j in judge_all(catalog, Cache(None))]}
     results = {"serve": {"status": "passed", "finished": "2026-12-01T10:00:00", "duration": 3}}
-    guide = render(catalog, repo / "macros", results, report)["web/serve/index.md"]
+    guide = render(catalog, None, results, report)["web/serve/index.md"]
     assert "Executed in CI: the lab runs it (lab step 1, solution) and checks its effect (verified: passed on 2026-12-01 in 3 s)" in guide
     assert "3 of 3 code blocks checked" in guide
     changed = load_catalog(make_kb(tmp_path / "changed", LAB_TASK.replace("prots:", "ports:").replace("test -f", "test -s")))
-    stale = render(changed, repo / "macros", results, report)["web/serve/index.md"]
+    stale = render(changed, None, results, report)["web/serve/index.md"]
     assert "2 of 2 code blocks checked" in stale and "test -s" in stale  # the changed block is not described
     broken = load_catalog(make_kb(tmp_path / "broken", LAB_TASK.replace("from=solution:1", "from=solution:9")))
     with pytest.raises(ValidationFailed, match="from=solution:9: the lab has steps 1 to 1"):
-        render(broken, repo / "macros", results, report)
+        render(broken, None, results, report)
 
 
 def test_report_and_cache_live_beside_the_knowledge_base(tmp_path):

@@ -17,7 +17,7 @@ RESULTS = {"hello-lab": {"id": "hello-lab", "status": "passed", "duration": 41.6
 @pytest.fixture(scope="module")
 def pages(repo):
     catalog = load_catalog(HERE / "fixtures" / "labs")
-    return render(catalog, repo / "macros", RESULTS)
+    return render(catalog, None, RESULTS)
 
 
 def test_renders_the_expected_set_of_pages(pages):
@@ -39,7 +39,7 @@ def test_page_matches_golden_file(pages, page):
 
 
 def test_rendering_is_pure(repo, pages):
-    again = render(load_catalog(HERE / "fixtures" / "labs"), repo / "macros", RESULTS)
+    again = render(load_catalog(HERE / "fixtures" / "labs"), None, RESULTS)
     assert again == pages
 
 
@@ -60,13 +60,13 @@ def test_pages_say_how_each_block_was_checked_when_a_report_exists(repo):
     judged = judge_all(catalog, Cache(None))
     assert judged, "the fixture guides have code blocks"
     report = {"generated": "2026-12-01T00:00:00+00:00", "blocks": [j.as_dict() for j in judged]}
-    pages = render(catalog, repo / "macros", RESULTS, report)
+    pages = render(catalog, None, RESULTS, report)
     page = judged[0].block.page
     text = pages[f"{page}/index.md"] if "/" in page else pages[f"{page}/index.md"]
     assert '<small class="opslabs-check opslabs-' in text
     verification = pages["verification.md"]
     assert f"**{len(judged)} code blocks**" in verification and "Checked on 2026-12-01." in verification
-    assert "Not checked yet" in render(catalog, repo / "macros", RESULTS)["verification.md"]
+    assert "Not checked yet" in render(catalog, None, RESULTS)["verification.md"]
 
 
 def test_status_texts():
@@ -76,7 +76,7 @@ def test_status_texts():
 
 
 def test_unverified_lab_says_so(repo):
-    pages = render(load_catalog(HERE / "fixtures" / "labs"), repo / "macros", {})
+    pages = render(load_catalog(HERE / "fixtures" / "labs"), None, {})
     assert '!!! info "Not verified yet"' in pages["demo/hello-lab/lab.md"]
 
 
@@ -106,7 +106,7 @@ def test_a_broken_template_is_a_located_user_error(repo, tmp_path):
 
     from opslabs.errors import UserError
 
-    shutil.copytree(repo / "macros", tmp_path / "macros")
+    (tmp_path / "macros").mkdir()
     (tmp_path / "macros" / "guide.md.j2").write_text("line one\n{% for x in y %}\n{{ x }}\n{% endfo %}\n")
     with pytest.raises(UserError, match=r"guide.md.j2:4: template error: Encountered unknown tag 'endfo'"):
         render(load_catalog(HERE / "fixtures" / "labs"), tmp_path / "macros")
@@ -114,7 +114,15 @@ def test_a_broken_template_is_a_located_user_error(repo, tmp_path):
 
 def test_a_skip_reason_with_newlines_and_pipes_stays_in_its_table_cell(repo):
     results = {"hello-lab": {"status": "skipped", "reason": 'image "x" | cannot\nbe pulled'}}
-    pages = render(load_catalog(HERE / "fixtures" / "labs"), repo / "macros", results)
+    pages = render(load_catalog(HERE / "fixtures" / "labs"), None, results)
     row = next(line for line in pages["labs.md"].splitlines() if "hello-lab/lab.md" in line)
     assert row.endswith("Not verified: image 'x' \\| cannot be pulled |")
     assert '!!! warning "Not verified: image \'x\' \\| cannot be pulled"' in pages["demo/hello-lab/lab.md"]
+
+
+def test_a_content_repository_overrides_a_single_template(tmp_path):
+    (tmp_path / "macros").mkdir()
+    (tmp_path / "macros" / "home.md.j2").write_text("# Our own home page\n")
+    pages = render(load_catalog(HERE / "fixtures" / "labs"), tmp_path / "macros")
+    assert pages["index.md"] == "# Our own home page\n"
+    assert pages["demo/hello-lab/lab.md"] == render(load_catalog(HERE / "fixtures" / "labs"), None)["demo/hello-lab/lab.md"]

@@ -43,7 +43,6 @@ def test_search_index_and_tags_page_exist(built_site):
 
 def small_project(repo: Path, root: Path, area_yaml: str) -> Path:
     shutil.copy(repo / "mkdocs.yml", root / "mkdocs.yml")
-    shutil.copytree(repo / "macros", root / "macros")
     shutil.copytree(repo / "docs", root / "docs", ignore=shutil.ignore_patterns("index.md", "labs.md", ".opslabs-pages"))
     for folder in [p for p in (root / "docs").iterdir() if p.is_dir() and p.name != "assets"]:
         shutil.rmtree(folder)  # pages rendered from the repository's own labs
