@@ -17,15 +17,19 @@ help:
 	@echo "make verify  run every lab in fresh containers and write .opslabs/results.json"
 	@echo "make bench   benchmarks (rendering, lab runner)"
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml setup.py requirements.lock frontend/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || bash scripts/ensure-python-venv.sh $(PYTHON) $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	bash scripts/ensure-test-tools.sh npm
+	$(BIN)/python scripts/vendor-frontend.py
 	$(BIN)/pip install --quiet -r requirements.lock -e .
 	touch $@
 
+PORT ?= 8000
+
 serve: $(STAMP)
 	$(BIN)/opslabs render
-	$(BIN)/mkdocs serve --livereload --dev-addr 127.0.0.1:8000
+	$(BIN)/mkdocs serve --livereload --dev-addr 127.0.0.1:$(PORT)
 
 site: $(STAMP)
 	$(BIN)/opslabs render
