@@ -6,11 +6,14 @@ each call with a timeout.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +36,39 @@ class DockerError(OpslabsError):
         super().__init__(f"`docker {shown}` {what}: {self.stderr[-800:]}")
 
 
+# The engine the docker CLI calls of this context go to (a DOCKER_HOST-style URL); None:
+# the environment's (DOCKER_HOST or the default socket). A context variable, so concurrent
+# operations (threads, asyncio tasks, asyncio.to_thread, which copies it) each keep theirs.
+_engine_url: contextvars.ContextVar[str | None] = contextvars.ContextVar("opslabs_engine_url", default=None)
+
+
+@contextmanager
+def using(url: str | None) -> Iterator[None]:
+    """Direct every docker CLI call made inside the block to the engine at `url`
+    (`unix:///run/docker.sock`, `ssh://user@host`, `tcp://host:2376`); None: the environment's."""
+    token = _engine_url.set(url)
+    try:
+        yield
+    finally:
+        _engine_url.reset(token)
+
+
+def current_url() -> str | None:
+    """The engine URL set by `using`, else DOCKER_HOST, else None (the default socket)."""
+    return _engine_url.get() or os.environ.get("DOCKER_HOST") or None
+
+
+def cli(*args: str, url: str | None = None) -> list[str]:
+    """The argument list of a docker CLI call to this context's engine (or `url`'s):
+    `--host` is given explicitly, so a command built here and run later still goes there."""
+    url = url or _engine_url.get()
+    return ["docker", *(["--host", url] if url else []), *args]
+
+
 def docker(*args: str, timeout: float = 120, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run one docker CLI command; bytes in, text out (UTF-8 with replacement)."""
     try:
-        proc = subprocess.run(["docker", *args], input=input, capture_output=True, timeout=timeout)
+        proc = subprocess.run(cli(*args), input=input, capture_output=True, timeout=timeout)
     except FileNotFoundError:
         raise EngineUnavailable("the `docker` command is not installed; install Docker Engine (Debian: apt-get install docker.io)") from None
     except subprocess.TimeoutExpired as exc:
@@ -59,6 +91,8 @@ def ensure_engine(wait: float = 90) -> str:
     """Make sure a Docker engine answers; as root on Debian, install and start one."""
     if engine_answers():
         return "running"
+    if _engine_url.get():
+        raise EngineUnavailable(f"no Docker engine answers at {_engine_url.get()}")
     if os.environ.get("DOCKER_HOST"):
         raise EngineUnavailable(f"no Docker engine answers at DOCKER_HOST={os.environ['DOCKER_HOST']}")
     if os.geteuid() != 0 or not Path("/etc/debian_version").exists():

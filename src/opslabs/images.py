@@ -45,7 +45,9 @@ APT_CLEAN_CONFIG = 'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /va
 @contextmanager
 def _images_lock(name: str = "base"):
     """Parallel workers must not bootstrap or build the same image twice at once."""
-    lock = LOCK_FILE.with_name(f"{LOCK_FILE.stem}-{hashlib.sha256(name.encode()).hexdigest()[:12]}.lock")
+    # Per engine: two engines may build the same image at the same time, each its own copy.
+    key = f"{engine.current_url() or 'default'}|{name}"
+    lock = LOCK_FILE.with_name(f"{LOCK_FILE.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.lock")
     with open(lock, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

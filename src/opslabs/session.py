@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from opslabs import engine
 from opslabs.errors import OpslabsError
 
 DEFAULT_TIMEOUT = 300.0
@@ -140,7 +141,9 @@ class _Reader(threading.Thread):
 class Session:
     def __init__(self, container: str, env: dict[str, str] | None = None, user: str | None = None):
         self.container = container
-        args = ["docker", "exec", "--interactive"]
+        # The engine this shell runs on: later calls (inspect, kill) go there too, whatever context they run in.
+        self.engine_url = engine.current_url()
+        args = engine.cli("exec", "--interactive", url=self.engine_url)
         for key, value in {**SESSION_ENV, **(env or {})}.items():
             args += ["--env", f"{key}={value}"]
         if user:
@@ -267,7 +270,7 @@ class Session:
     def _container_state(self) -> str:
         """`running`, another state, or docker's words about why it cannot say."""
         try:
-            proc = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}}", self.container],
+            proc = subprocess.run(engine.cli("inspect", "--format", "{{.State.Status}}", self.container, url=self.engine_url),
                                   capture_output=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as err:
             return f"docker inspect failed: {err}"
@@ -283,7 +286,7 @@ class Session:
         """Stop what a timed-out command left running in the container, not only our client."""
         if self.pid:
             try:
-                subprocess.run(["docker", "exec", self.container, "sh", "-c", f"kill -KILL -{self.pid}"],
+                subprocess.run(engine.cli("exec", self.container, "sh", "-c", f"kill -KILL -{self.pid}", url=self.engine_url),
                                capture_output=True, timeout=15, check=False)
             except subprocess.TimeoutExpired:
                 pass  # the container is torn down anyway when the lab ends

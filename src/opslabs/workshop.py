@@ -264,8 +264,8 @@ def shell_command(entry: TaskEntry, host: str | None) -> list[str]:
     if host not in env.containers:
         raise UserError(f"lab {entry.id} has no host {host!r}; its hosts are {', '.join(env.containers)}")
     login = "cd ~; command -v bash >/dev/null 2>&1 && exec bash -l || exec sh -l"
-    return ["docker", "exec", "--interactive", "--tty", "--env", "TERM=" + os.environ.get("TERM", "xterm"),
-            env.containers[host], "sh", "-c", login]
+    return engine.cli("exec", "--interactive", "--tty", "--env", "TERM=" + os.environ.get("TERM", "xterm"),
+                      env.containers[host], "sh", "-c", login)
 
 
 def prepare(entries: list[TaskEntry], say: Say) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from opslabs import engine
 from opslabs.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -50,7 +51,7 @@ def _now() -> str:
 
 
 def engine_name() -> str:
-    return os.environ.get("DOCKER_HOST") or "default"
+    return engine.current_url() or "default"  # the engine of this context (engine.using), else DOCKER_HOST
 
 
 @dataclass(frozen=True)
