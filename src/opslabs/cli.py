@@ -228,21 +228,38 @@ def list_labs(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{lab['id']:<36} {lab['area']:<20} {lab['level']:<13} {lab['duration']:>4}  {lab['title']}")
 
 
+def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    from opslabs.store.plan import parse_shard
+
+    try:
+        return None if value is None else parse_shard(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 @main.command()
 @click.argument("labs", nargs=-1)
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Labs run in parallel.")
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Write results JSON here [default: .opslabs/results.json].")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write a JUnit XML report here.")
 @click.option("-q", "--quiet", is_flag=True)
+@click.option("--changed", is_flag=True, help="Run only labs whose content key has no passing result in the results file.")
+@click.option("--shard", "shard_of", default=None, metavar="K/N", callback=_shard_option,
+              help="Run share K of N, balanced by recorded durations (the same split on every machine).")
+@click.option("--baseline", "baselines", multiple=True, metavar="URL|PATH",
+              help="Merge this results file into --results first (a published site's opslabs-results.json); repeatable.")
 @policy_options
 @click.pass_context
-def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path | None, junit: Path | None, quiet: bool, policy) -> None:
+def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path | None, junit: Path | None, quiet: bool,
+           changed: bool, shard_of: tuple[int, int] | None, baselines: tuple[str, ...], policy) -> None:
     """Run labs in fresh containers and check them (all labs without LAB arguments).
 
     \b
     Examples:
       opslabs verify                          every lab, one at a time
       opslabs verify nginx-load-balancer -j 2 --results r.json
+      opslabs verify --changed --baseline https://example.org/kb/opslabs-results.json
+      opslabs verify --shard 2/4              the second quarter of the labs, by recorded time
     """
     import pytest
 
@@ -257,12 +274,16 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     chosen = [known[lab] for lab in labs] if labs else list(known.values())
     if not chosen:
         raise UserError(f"no labs found under {ctx.obj}")
+    results = results or DEFAULT_RESULTS
+    chosen = _plan(catalog, chosen, results, changed, shard_of, baselines)
+    if not chosen:
+        click.echo("nothing to run: every selected lab has a passing result for its current content")
+        return
     try:
         engine.ensure_engine()
     except UserError as err:  # every lab is then skipped with this reason, never passed
         click.secho(f"warning: {err}", fg="yellow", err=True)
     block_problems = _check_blocks(catalog, {t.path for t in chosen} if labs else None)
-    results = results or DEFAULT_RESULTS
     args = [str(t.path) for t in chosen]
     args += ["--opslabs-labs", str(ctx.obj), "--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
              "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short", *policy.pytest_args()]
@@ -285,6 +306,34 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
         click.echo(f"guide snippets: {guide_blocks} blocks run in the labs in {seconds:.1f} s (included in the labs' times above)")
     if code != 0 or len(ran) != len(chosen) or block_problems:  # pytest's 5 (nothing collected) is a failure here
         sys.exit(1)
+
+
+def _plan(catalog, chosen: list, results: Path, changed: bool, shard_of: tuple[int, int] | None, baselines: tuple[str, ...]) -> list:
+    """The labs this run runs: the baselines merged in first, then one snapshot of the store
+    decides which changed (--changed) and which share is this one's (--shard)."""
+    from opslabs.store import plan
+    from opslabs.store.keys import lab_key
+    from opslabs.store.results import merge_sources, read_results
+
+    for source, outcome in merge_sources(results, list(baselines)):
+        if isinstance(outcome, str):  # a first run has no published results yet: everything runs
+            click.secho(f"warning: baseline not used: {outcome}", fg="yellow", err=True)
+        else:
+            click.echo(f"baseline: {outcome} lab results from {source} merged into {results}")
+    snapshot = read_results(results)
+    if changed:
+        keys = {entry.id: lab_key(entry, catalog.versions) for entry in chosen}
+        runs = set(plan.changed(keys, snapshot))
+        kept = [entry.id for entry in chosen if entry.id not in runs]
+        click.echo(f"--changed: {len(runs)} of {len(chosen)} lab(s) to run; {len(kept)} keep their passing result")
+        chosen = [entry for entry in chosen if entry.id in runs]
+    if shard_of:
+        k, n = shard_of
+        mine = set(plan.shard([entry.id for entry in chosen], snapshot, k, n))
+        chosen = [entry for entry in chosen if entry.id in mine]
+        seconds = plan.durations([entry.id for entry in chosen], snapshot)
+        click.echo(f"--shard {k}/{n}: {len(chosen)} lab(s), about {sum(seconds.values()):.0f} s by recorded durations")
+    return chosen
 
 
 def _check_blocks(catalog, paths: set | None) -> list:
@@ -317,6 +366,39 @@ def gc(everything: bool) -> None:
     engine.ensure_engine()
     containers, networks = engine.collect_garbage(everything)
     click.echo(f"removed {len(containers)} container(s) and {len(networks)} network(s)")
+
+
+@main.group("results")
+def results_group() -> None:
+    """The results store: what each lab's last verification found, keyed by its content."""
+
+
+@results_group.command("merge")
+@click.argument("sources", nargs=-1, required=True, metavar="URL|PATH...")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="The results file to merge into [default: .opslabs/results.json].")
+def results_merge(sources: tuple[str, ...], results: Path | None) -> None:
+    """Merge results files into the local one; per lab, the record verified last wins.
+
+    A source is a path or an http(s) URL, such as the published site's opslabs-results.json
+    (at the start of a CI run) or the files of the shards of a sharded run (before publishing).
+
+    \b
+    Examples:
+      opslabs results merge https://example.org/kb/opslabs-results.json
+      opslabs results merge shard-*/results.json --results .opslabs/results.json
+    """
+    from opslabs.store.results import DEFAULT_RESULTS, merge_sources
+
+    results = results or DEFAULT_RESULTS
+    failed = False
+    for source, outcome in merge_sources(results, list(sources)):
+        if isinstance(outcome, str):
+            click.secho(f"error: {outcome}", fg="red", err=True)
+            failed = True
+        else:
+            click.echo(f"{source}: {outcome} lab results merged into {results}")
+    if failed:
+        sys.exit(1)
 
 
 @main.group("engine")

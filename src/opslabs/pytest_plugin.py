@@ -20,6 +20,7 @@ from opslabs.catalog import Catalog, TaskEntry
 from opslabs.errors import EngineUnavailable, ImageUnavailable, OpslabsError, UserError
 from opslabs.load import AREA_FILE, load_catalog
 from opslabs.policy import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIDS, Policy
+from opslabs.store.keys import content_commit, lab_key
 from opslabs.store.results import merge_results
 from opslabs.runner import LabEnvironment, LabSkipped, StepFailed, run_step, skip_reason
 from opslabs.session import EngineLost, SessionError
@@ -115,6 +116,7 @@ def engine_lost(lab_id: str, err: OpslabsError) -> OpslabsError:
 
 class LabFile(pytest.File):
     entry: TaskEntry | None = None
+    identity: dict | None = None  # content key and commit, recorded with the lab's result
     env: LabEnvironment | None = None
     failed_step: int | None = None
     setup_error: OpslabsError | None = None
@@ -127,6 +129,8 @@ class LabFile(pytest.File):
         self.entry = next((t for t in catalog.tasks() if t.path.resolve() == self.path.resolve()), None)
         if self.entry is None or self.entry.task.lab is None:
             return
+        commit, modified = content_commit(self.path)
+        self.identity = {"key": lab_key(self.entry, catalog.versions), "commit": commit, "modified": modified}
         for index, step in enumerate(self.entry.task.lab.steps):
             yield StepItem.from_parent(self, name=f"step{index + 1}", index=index, title=step.title)
 
@@ -163,7 +167,8 @@ class StepItem(pytest.Item):
         super().__init__(**kwargs)
         self.index, self.title = index, title
         entry = self.parent.entry
-        self.user_properties.append((RESULT_KEY, json.dumps({"lab": entry.id, "area": entry.area_id, "step": index + 1, "title": title})))
+        self.user_properties.append((RESULT_KEY, json.dumps({"lab": entry.id, "area": entry.area_id, "step": index + 1, "title": title,
+                                                             **(self.parent.identity or {})})))
 
     def runtest(self) -> None:
         lab_file: LabFile = self.parent
@@ -212,7 +217,8 @@ class ResultsCollector:
         if RESULT_KEY not in props:
             return
         meta = json.loads(props[RESULT_KEY])
-        lab = self.labs.setdefault(meta["lab"], {"id": meta["lab"], "area": meta["area"], "status": "passed", "reason": "", "duration": 0.0, "steps": {}})
+        lab = self.labs.setdefault(meta["lab"], {"id": meta["lab"], "area": meta["area"], "status": "passed", "reason": "", "duration": 0.0, "steps": {},
+                                                 "key": meta.get("key"), "commit": meta.get("commit"), "modified": meta.get("modified", False)})
         lab["duration"] += report.duration
         step = lab["steps"].setdefault(meta["step"], {"index": meta["step"], "title": meta["title"], "status": "passed", "message": "", "checks": []})
         if RESULT_KEY + ".step" in props:
@@ -234,7 +240,7 @@ class ResultsCollector:
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for lab in self.labs.values():
             lab["duration"] = round(lab["duration"], 2)
-            lab["finished"] = finished
+            lab["finished"] = lab["verified_at"] = finished
             lab["steps"] = [lab["steps"][k] for k in sorted(lab["steps"])]
         # Labs that ran replace their entry; the others keep theirs (the site shows them all),
         # also those another run wrote while this one ran.

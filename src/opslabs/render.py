@@ -69,13 +69,17 @@ def lab_status(result: dict[str, Any] | None) -> dict[str, str]:
     """What a lab page says about its last verification."""
     if not result:
         return {"state": "unverified", "text": "Not verified yet"}
-    when = str(result.get("finished", ""))[:10]
+    when = str(result.get("verified_at") or result.get("finished", ""))[:10]
     seconds = round(float(result.get("duration", 0)))
     status = result.get("status")
+    commit = str(result.get("commit") or "")[:7]
+    at = f" at {commit}{' with local changes' if result.get('modified') else ''}" if commit else ""
     if status == "passed":
+        if at:  # the store's record: the date and the content commit it was verified at
+            return {"state": "passed", "text": f"Verified on {when}{at} (passed in {seconds} s)"}
         return {"state": "passed", "text": f"Verified: passed on {when} in {seconds} s"}
     if status == "failed":
-        return {"state": "failed", "text": f"Verification failed on {when}"}
+        return {"state": "failed", "text": f"Verification failed on {when}{at}"}
     return {"state": "skipped", "text": f"Not verified: {result.get('reason') or 'skipped'}"}
 
 
