@@ -127,8 +127,9 @@ def _apt_install(*packages: str) -> None:
             raise EngineUnavailable(f"`{' '.join(cmd)}` failed: {proc.stderr.decode('utf-8', 'replace')[-500:]}")
 
 
-def labels(kind: str, run_id: str, lab: str = "", host: str = "") -> list[str]:
-    """Labels that let `opslabs gc` find what a run left, and tell whose it was."""
+def labels(kind: str, run_id: str, lab: str = "", host: str = "", owner: str = "") -> list[str]:
+    """Labels that let `opslabs gc` find what a run left, and tell whose it was
+    (owner: the browser workshop's learner; absent for a lab started from the CLI)."""
     values = {
         LABEL: "1",
         f"{LABEL}.kind": kind,  # run | build | workshop
@@ -137,6 +138,7 @@ def labels(kind: str, run_id: str, lab: str = "", host: str = "") -> list[str]:
         f"{LABEL}.host": host,
         f"{LABEL}.pid": str(os.getpid()),
         f"{LABEL}.machine": MACHINE,
+        **({f"{LABEL}.owner": owner} if owner else {}),
     }
     return [arg for key, value in values.items() for arg in ("--label", f"{key}={value}")]
 

@@ -80,9 +80,10 @@ class LabEnvironment:
     """A lab's network and hosts, each with a persistent session. Always torn down."""
 
     def __init__(self, entry: TaskEntry, kind: str = "run", run_id: str | None = None,
-                 on_progress: Callable[[str], None] | None = None):
+                 on_progress: Callable[[str], None] | None = None, owner: str = ""):
         assert entry.task.lab is not None
         self.entry, self.lab, self.kind = entry, entry.task.lab, kind
+        self.owner = owner  # the browser workshop's learner, labelled on every container and network
         self.say = on_progress or (lambda message: None)
         self.run_id = run_id or new_run_id()
         self.network = f"opslabs-{entry.id}-{self.run_id}"
@@ -110,7 +111,7 @@ class LabEnvironment:
                 boot_images[name], built = images.setup_image(host, name, self.entry.id, self.run_id)
                 if built:
                     self.built.append(name)
-            engine.create_network(self.network, engine.labels(self.kind, self.run_id, self.entry.id))
+            engine.create_network(self.network, engine.labels(self.kind, self.run_id, self.entry.id, owner=self.owner))
             for name, host in self.lab.hosts.items():
                 engine.run_container(self._spec(name, host, boot_images[name]))
             for name, host in self.lab.hosts.items():
@@ -126,7 +127,7 @@ class LabEnvironment:
     def _spec(self, name: str, host: Host, image: str) -> engine.ContainerSpec:
         return engine.ContainerSpec(
             name=self.container_name(name), image=image, hostname=name, network=self.network,
-            labels=engine.labels(self.kind, self.run_id, self.entry.id, name),
+            labels=engine.labels(self.kind, self.run_id, self.entry.id, name, owner=self.owner),
             memory=host.memory, pids=host.pids, cap_add=tuple(host.cap_add),
             privileged=host.privileged, env=tuple(host.env.items()), tmpfs=tuple(host.tmpfs.items()),
         )

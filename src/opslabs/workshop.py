@@ -5,6 +5,10 @@ again through labels (kind=workshop, lab=ID, run=RUN), and its progress lives in
 progress store on the machine that runs opslabs (opslabs.store.progress), keyed by the run
 id: a learner can close the terminal and come back, and a host that was removed by hand
 can be recreated and the steps already done replayed on it.
+
+The browser workshop (opslabs.web) runs the same lab for many learners at once: each
+learner's containers also carry owner=LEARNER, and every function here takes that owner
+("" is the CLI's own labs, which never see the browser learners' ones).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class RunningLab:
     run_id: str
     hosts: dict[str, str] = field(default_factory=dict)  # host -> container state
     network: bool = False
+    owner: str = ""
 
     def problems(self, entry: TaskEntry | None) -> dict[str, str]:
         """{host: what is wrong}: removed (no container) or stopped (container not running)."""
@@ -64,16 +69,24 @@ class RunningLab:
         return found
 
 
-def running_labs() -> dict[str, RunningLab]:
-    """{lab id: RunningLab} of the workshop labs on this engine (found by container or network)."""
-    labs: dict[str, RunningLab] = {}
+def running_runs() -> dict[str, RunningLab]:
+    """{run id: RunningLab} of every workshop lab on this engine, whoever owns it."""
+    runs: dict[str, RunningLab] = {}
+
+    def of(item: dict[str, str]) -> RunningLab:
+        run_id = item[f"{engine.LABEL}.run"]
+        return runs.setdefault(run_id, RunningLab(item[f"{engine.LABEL}.lab"], run_id, owner=item.get(f"{engine.LABEL}.owner", "")))
+
     for container in engine.find("container", {"kind": KIND}):
-        lab = labs.setdefault(container[f"{engine.LABEL}.lab"], RunningLab(container[f"{engine.LABEL}.lab"], container[f"{engine.LABEL}.run"]))
-        lab.hosts[container[f"{engine.LABEL}.host"]] = container.get("state", "running")
+        of(container).hosts[container[f"{engine.LABEL}.host"]] = container.get("state", "running")
     for network in engine.find("network", {"kind": KIND}):
-        lab = labs.setdefault(network[f"{engine.LABEL}.lab"], RunningLab(network[f"{engine.LABEL}.lab"], network[f"{engine.LABEL}.run"]))
-        lab.network = True
-    return labs
+        of(network).network = True
+    return runs
+
+
+def running_labs(owner: str = "") -> dict[str, RunningLab]:
+    """{lab id: RunningLab} of one owner's workshop labs on this engine (found by container or network)."""
+    return {run.lab: run for run in running_runs().values() if run.owner == owner}
 
 
 def only_running_lab() -> str:
@@ -93,43 +106,50 @@ def broken_message(entry: TaskEntry, problems: dict[str, str]) -> str:
             "(recreates the host and replays the steps you finished on it)")
 
 
-def attach(entry: TaskEntry) -> LabEnvironment:
+def attach(entry: TaskEntry, owner: str = "") -> LabEnvironment:
     """The running lab, whole: a lab with a removed or stopped host is refused with one sentence."""
     engine.ensure_engine()
-    running = running_labs().get(entry.id)
+    running = running_labs(owner).get(entry.id)
     if running is None:
         raise UserError(f"lab {entry.id} is not running; start it with `opslabs start {entry.id}`")
     problems = running.problems(entry)
     if problems:
         raise UserError(broken_message(entry, problems))
-    return LabEnvironment(entry, kind=KIND, run_id=running.run_id)
+    return LabEnvironment(entry, kind=KIND, run_id=running.run_id, owner=owner)
 
 
-def _host_went_away(entry: TaskEntry, err: SessionError) -> UserError:
+def _host_went_away(entry: TaskEntry, err: SessionError, owner: str = "") -> UserError:
     """A host removed while a command ran: say so as `attach` would, not with the engine's words."""
-    running = running_labs().get(entry.id)
+    running = running_labs(owner).get(entry.id)
     problems = running.problems(entry) if running else {}
     if problems:
         return UserError(broken_message(entry, problems))
     raise err
 
 
-def start(entry: TaskEntry, say: Say, reset: bool = False, store: ProgressStore | None = None) -> tuple[LabEnvironment, list[str]]:
-    """Start a lab, or repair a broken one. Returns the environment and what was repaired."""
+def start(entry: TaskEntry, say: Say, reset: bool = False, store: ProgressStore | None = None,
+          owner: str = "", run_id: str | None = None) -> tuple[LabEnvironment, list[str]]:
+    """Start a lab, or repair a broken one. Returns the environment and what was repaired.
+
+    run_id: a run whose containers are gone but whose progress the store kept (the browser
+    workshop after a restart or an idle stop): it is recreated whole, the finished steps replayed.
+    """
     reason = skip_reason(entry.task.lab)
     if reason:
         raise UserError(f"lab {entry.id} cannot run here: it {reason}")
     engine.ensure_engine()
     store = store or ProgressStore()
     if reset:
-        stop(entry.id, store)
-    running = running_labs().get(entry.id)
+        stop(entry.id, store, owner=owner)
+    running = running_labs(owner).get(entry.id)
+    if running is None and run_id is not None and not reset and store.run(run_id):
+        running = RunningLab(entry.id, run_id, owner=owner)  # nothing left of it: every host is recreated
     if running is not None:
         problems = running.problems(entry)
         if not problems:
             raise UserError(f"lab {entry.id} is already running: `opslabs shell {entry.id}` to work in it, `opslabs stop {entry.id}` to remove it")
         return repair(entry, running, problems, say, store), sorted(problems)
-    env = LabEnvironment(entry, kind=KIND, on_progress=say)
+    env = LabEnvironment(entry, kind=KIND, on_progress=say, owner=owner, run_id=run_id)
     env.provision()
     try:
         store.begin(env.run_id, entry.id)
@@ -144,10 +164,10 @@ def start(entry: TaskEntry, say: Say, reset: bool = False, store: ProgressStore 
 
 def repair(entry: TaskEntry, running: RunningLab, problems: dict[str, str], say: Say, store: ProgressStore) -> LabEnvironment:
     """Bring back removed or stopped hosts; replay the finished steps' commands on recreated ones."""
-    env = LabEnvironment(entry, kind=KIND, run_id=running.run_id, on_progress=say)
+    env = LabEnvironment(entry, kind=KIND, run_id=running.run_id, on_progress=say, owner=running.owner)
     try:
         if not running.network:
-            engine.create_network(env.network, engine.labels(KIND, env.run_id, entry.id))
+            engine.create_network(env.network, engine.labels(KIND, env.run_id, entry.id, owner=running.owner))
         recreated = []
         for name in problems:
             host = env.lab.hosts[name]
@@ -161,24 +181,30 @@ def repair(entry: TaskEntry, running: RunningLab, problems: dict[str, str], say:
                 recreated.append(name)
             env.session(name)
             env._start(name, host)  # services do not survive a restart
-        done = store.done(env.run_id) if store.run(env.run_id) else []
-        for name in recreated:
-            for number in done:
-                step = env.lab.steps[number - 1]
-                mine = [command for command in step.solution if command.host == name]
-                if not mine:
-                    continue
-                say(f"replaying step {number} on {name}")
-                try:
-                    run_solution(env, step.model_copy(update={"solution": mine}), f"lab {entry.id}, step {number} ({step.title})")
-                except SolutionError as err:
-                    raise UserError(
-                        f"host {name!r} of lab {entry.id} was recreated, but replaying step {number} ({step.title}) on it failed:\n{err}\n"
-                        f"Your progress is kept: fix the host by hand (`opslabs shell {entry.id} {name}`), "
-                        f"or start the lab afresh with `opslabs start {entry.id} --reset` (progress is lost)."
-                    ) from None
+        done = [n for n in store.done(env.run_id) if 1 <= n <= len(env.lab.steps)] if store.run(env.run_id) else []
+        # Step by step (not host by host): a later step's commands may rely on another host's earlier one.
+        for number in done:
+            step = env.lab.steps[number - 1]
+            mine = [command for command in step.solution if command.host in recreated]
+            if not mine:
+                continue
+            names = list(dict.fromkeys(command.host for command in mine))
+            say(f"replaying step {number} on {', '.join(names)}")
+            try:
+                run_solution(env, step.model_copy(update={"solution": mine}), f"lab {entry.id}, step {number} ({step.title})")
+            except SolutionError as err:
+                name = next((n for n in names if f"on host {n!r}" in str(err)), names[0])
+                raise UserError(
+                    f"host {name!r} of lab {entry.id} was recreated, but replaying step {number} ({step.title}) on it failed:\n{err}\n"
+                    f"Your progress is kept: fix the host by hand (`opslabs shell {entry.id} {name}`), "
+                    f"or start the lab afresh with `opslabs start {entry.id} --reset` (progress is lost)."
+                ) from None
         if not store.run(env.run_id):  # started by an opslabs that kept progress elsewhere
             store.begin(env.run_id, entry.id)
+        if recreated and len(recreated) == len(env.lab.hosts):  # a whole lab: the network access of the step reached
+            current = next((n for n in range(1, len(env.lab.steps) + 1) if n not in done), None)
+            if current is not None:
+                env.set_online(env.lab.steps[current - 1].online)
     finally:
         env.close_sessions()
     return env
@@ -200,16 +226,16 @@ def choose_step(progress: Progress, step: int | None, entry: TaskEntry) -> int:
     return step
 
 
-def check(entry: TaskEntry, step: int | None = None, store: ProgressStore | None = None) -> tuple[CheckReport, Progress]:
+def check(entry: TaskEntry, step: int | None = None, store: ProgressStore | None = None, owner: str = "") -> tuple[CheckReport, Progress]:
     store = store or ProgressStore()
-    env = attach(entry)
+    env = attach(entry, owner)
     try:
         progress = load_progress(env, store)
         number = choose_step(progress, step, entry)
         try:
             results = run_checks(env, env.lab.steps[number - 1])
         except SessionError as err:
-            raise _host_went_away(entry, err) from None
+            raise _host_went_away(entry, err, owner) from None
         passed = all(r.passed for r in results)
         if passed and number not in progress.done:
             if not store.run(env.run_id):
@@ -223,9 +249,9 @@ def check(entry: TaskEntry, step: int | None = None, store: ProgressStore | None
         env.close_sessions()
 
 
-def solve(entry: TaskEntry, step: int | None = None, store: ProgressStore | None = None) -> tuple[CheckReport, Progress]:
+def solve(entry: TaskEntry, step: int | None = None, store: ProgressStore | None = None, owner: str = "") -> tuple[CheckReport, Progress]:
     store = store or ProgressStore()
-    env = attach(entry)
+    env = attach(entry, owner)
     try:
         number = choose_step(load_progress(env, store), step, entry)
         try:
@@ -233,33 +259,37 @@ def solve(entry: TaskEntry, step: int | None = None, store: ProgressStore | None
         except SolutionError as err:
             raise UserError(str(err)) from None
         except SessionError as err:
-            raise _host_went_away(entry, err) from None
+            raise _host_went_away(entry, err, owner) from None
     finally:
         env.close_sessions()
-    return check(entry, number, store)
+    return check(entry, number, store, owner)
 
 
-def status() -> list[RunningLab]:
+def status(owner: str = "") -> list[RunningLab]:
     """Running workshop labs, whole or broken (the caller reads progress and judges per lab)."""
-    return sorted(running_labs().values(), key=lambda lab: lab.lab)
+    return sorted(running_labs(owner).values(), key=lambda lab: lab.lab)
 
 
-def stop(lab_id: str | None, store: ProgressStore | None = None) -> tuple[list[str], list[str]]:
+def stop(lab_id: str | None, store: ProgressStore | None = None, owner: str | None = "",
+         forget: bool = True) -> tuple[list[str], list[str]]:
+    """Remove a lab's containers and network (every lab without lab_id) of one owner (every
+    owner with None); forget its progress unless `forget` is False (an idle or server stop)."""
     filters = {"kind": KIND, **({"lab": lab_id} if lab_id else {})}
-    found_containers = engine.find("container", filters)
-    found_networks = engine.find("network", filters)
+    mine = (lambda item: True) if owner is None else (lambda item: item.get(f"{engine.LABEL}.owner", "") == owner)
+    found_containers = [c for c in engine.find("container", filters) if mine(c)]
+    found_networks = [n for n in engine.find("network", filters) if mine(n)]
     containers = [c["name"] for c in found_containers]
     networks = [n["name"] for n in found_networks]
     engine.remove_containers(containers)
     engine.remove_networks(networks)
     runs = sorted({item[f"{engine.LABEL}.run"] for item in found_containers + found_networks})
-    if runs:
+    if runs and forget:
         (store or ProgressStore()).forget(runs)
     return containers, networks
 
 
-def shell_command(entry: TaskEntry, host: str | None) -> list[str]:
-    env = attach(entry)
+def shell_command(entry: TaskEntry, host: str | None, owner: str = "") -> list[str]:
+    env = attach(entry, owner)
     host = host or next(iter(entry.task.lab.hosts))
     if host not in env.containers:
         raise UserError(f"lab {entry.id} has no host {host!r}; its hosts are {', '.join(env.containers)}")
