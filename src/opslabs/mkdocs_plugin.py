@@ -58,6 +58,14 @@ class OpslabsPlugin(BasePlugin[OpslabsConfig]):
             if existing is not None:  # also written to disk by `opslabs render`: ours wins
                 files.remove(existing)
             files.append(File.generated(config, path, content=text))
+        from opslabs.store.results import PUBLISHED_NAME, published_results
+
+        published = published_results(self.results_path)  # the results store travels with the site
+        if published is not None:
+            existing = files.get_file_from_path(PUBLISHED_NAME)
+            if existing is not None:
+                files.remove(existing)
+            files.append(File.generated(config, PUBLISHED_NAME, content=published))
         for asset in sorted(ASSETS.iterdir()):
             path = f"assets/{asset.name}"
             if files.get_file_from_path(path) is None:

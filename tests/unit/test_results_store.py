@@ -247,3 +247,23 @@ def test_the_lab_page_says_when_and_at_which_commit_it_was_verified():
     assert lab_status({**record, "modified": True})["text"] == "Verified on 2026-12-02 at 1a2b3c4 with local changes (passed in 4 s)"
     assert lab_status({**record, "status": "failed"})["text"] == "Verification failed on 2026-12-02 at 1a2b3c4"
     assert lab_status({**record, "commit": None})["text"] == "Verified: passed on 2026-12-02 in 4 s"
+
+
+def test_the_built_site_carries_the_results_file(tmp_path):
+    """The store travels with the site: the next CI run takes <site>/opslabs-results.json as its baseline."""
+    import subprocess
+    import sys
+
+    shutil.copytree(FIXTURE, tmp_path / "labs")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text("site_name: t\nplugins:\n  - opslabs:\n      labs: labs\n      results: r/results.json\n")
+    build = [sys.executable, "-m", "mkdocs", "build", "--site-dir", str(tmp_path / "site")]
+    proc = subprocess.run(build, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (tmp_path / "site" / "opslabs-results.json").exists()  # nothing verified yet: nothing published
+    merge_results(tmp_path / "r" / "results.json", [{"id": "hello-lab", "status": "passed", "key": "k", "duration": 3,
+                                                     "verified_at": "2026-12-02T07:00:00+00:00", "commit": "c0ffee1" + "0" * 33}], {})
+    proc = subprocess.run(build, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "site" / "opslabs-results.json").read_text() == (tmp_path / "r" / "results.json").read_text()
+    assert "Verified on 2026-12-02 at c0ffee1 (passed in 3 s)" in (tmp_path / "site" / "demo" / "hello-lab" / "lab" / "index.html").read_text()

@@ -155,6 +155,17 @@ def merge_sources(path: Path, sources: list[str]) -> list[tuple[str, int | str]]
     return outcome
 
 
+def published_results(path: Path) -> str | None:
+    """The results file as a built site carries it (PUBLISHED_NAME), so the next CI run can
+    take it as its baseline; None when nothing was verified yet (or the file is unreadable)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    return text if isinstance(data, dict) and isinstance(data.get("labs"), list) else None
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace a file in one step: a reader never sees half of it, a crash leaves no temporary file."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
