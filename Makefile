@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help serve site render validate test unit browser verify bench engine clean gc
+.PHONY: help serve site render validate test unit browser verify verify-changed merge-results bench engine clean gc
 
 help:
 	@echo "make serve   render the labs and serve the site at http://127.0.0.1:8000 (live reload)"
@@ -71,10 +71,25 @@ browser: $(DEV_STAMP)
 	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest -q tests/browser
 
+# The CI jobs' targets (.github/workflows/verify.yml, Jenkinsfile), the same as in a repository
+# that `opslabs new` writes. SHARD=k/n: one share of the labs; BASELINE=URL|PATH: results merged
+# in first (the published site's opslabs-results.json); SHARDS='GLOB': shard results to merge.
+RESULTS := .opslabs/results.json
+VERIFY = $(BIN)/opslabs verify -j 2 --results $(RESULTS) --junit .opslabs/junit.xml $(if $(BASELINE),--baseline $(BASELINE))
+
 verify: $(STAMP)
 	$(BIN)/opslabs engine ensure
 	$(BIN)/opslabs images ensure
-	$(BIN)/opslabs verify -j 2 --results .opslabs/results.json --junit .opslabs/junit.xml
+	$(VERIFY) $(if $(SHARD),--shard $(SHARD))
+
+verify-changed: $(STAMP)
+	$(BIN)/opslabs engine ensure
+	$(BIN)/opslabs images ensure
+	$(VERIFY) --changed
+
+merge-results: $(STAMP)
+	$(if $(wildcard $(SHARDS)),,$(error no results file matches SHARDS='$(SHARDS)'))
+	$(BIN)/opslabs results merge --results $(RESULTS) $(wildcard $(SHARDS))
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/render_bench.py
