@@ -292,7 +292,13 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
         args += ["-n", str(min(jobs, len(chosen))), "--dist", "loadfile"]
     if junit:
         args += ["--junit-xml", str(junit)]
-    code = pytest.main(args)
+    from contextlib import nullcontext
+
+    from opslabs import live
+
+    board = live.VerifyBoard({t.id: [s.title for s in t.task.lab.steps] for t in chosen}) if live.wanted() and not quiet else None
+    with board or nullcontext():  # a terminal shows which lab, which step, how long; piped or CI: plain lines
+        code = pytest.main(args, plugins=[board] if board else [])
     if code == pytest.ExitCode.INTERRUPTED:
         _fail("interrupted: the labs' containers were removed", 130)
     found = read_results(results)
@@ -441,10 +447,15 @@ def images_ensure(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     if not names:
         names = tuple(sorted({h.image for t in _catalog(ctx).labs() for h in t.task.lab.hosts.values()} | {"debian:bookworm-slim"}))
+    from opslabs import live
+
     engine.ensure_engine()
-    for name in names:
-        how = images.ensure_image(name)
-        click.echo(f"{name}: {how}")
+    with live.Board("images ensure", total=len(names), plain_rows=False) as board:
+        for name in names:
+            board.begin(name, "looking for it on this machine")
+            how = images.ensure_image(name)
+            board.finish(name, how)
+            click.echo(f"{name}: {how}")
 
 
 @main.command()
@@ -696,8 +707,14 @@ def prepare(ctx: click.Context, labs: tuple[str, ...], policy) -> None:
     from opslabs import workshop
 
     entries = [_lab(ctx, lab, policy) for lab in labs] or _catalog(ctx, policy).labs()
+    from opslabs import live
+
     engine.ensure_engine()
-    workshop.prepare(entries, _say)
+    with live.Board("prepare", total=len(entries)) as board:
+        for entry in entries:
+            board.begin(entry.id, f"{len(entry.task.lab.hosts)} host(s)")
+            workshop.prepare([entry], _say if not board.live else (lambda message, lab=entry.id: board.detail(lab, message)))
+            board.finish(entry.id, "ready")
     click.secho(f"Ready: {len(entries)} lab(s) start from the local cache, without a network.", fg="green")
 
 

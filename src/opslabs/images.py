@@ -14,7 +14,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from opslabs import engine
+from opslabs import engine, live
 from opslabs.errors import ImageUnavailable, OpslabsError
 from opslabs.model import Host
 from opslabs.session import Session, run_required
@@ -64,6 +64,7 @@ def ensure_image(name: str) -> str:
         if engine.image_exists(name):
             return "local"
         try:
+            live.note(name, "pulling from its registry")
             pull = engine.docker("pull", "--quiet", name, timeout=180, check=False)
             if pull.returncode == 0:
                 return "pulled"
@@ -75,6 +76,7 @@ def ensure_image(name: str) -> str:
                 f"image {name!r} is not on this machine and cannot be pulled ({why}); "
                 f"opslabs can build only {', '.join(sorted(BOOTSTRAPPABLE))} without a registry"
             )
+        live.note(name, f"no registry: bootstrapping Debian {BOOTSTRAPPABLE[name]} with debootstrap (about a minute)")
         bootstrap(name, BOOTSTRAPPABLE[name])
         return "bootstrapped"
 
@@ -209,6 +211,7 @@ def setup_image(host: Host, host_name: str, lab_id: str, run_id: str) -> tuple[s
     tag = f"{CACHE_REPOSITORY}:{setup_key(host)}"
     if engine.image_exists(tag):
         return tag, False
+    live.note(lab_id, f"host {host_name}: building its setup layer (once, then cached)")
     with _images_lock(tag):
         if engine.image_exists(tag):  # another worker built it while we waited
             return tag, False
@@ -229,7 +232,8 @@ def _build_setup_layer(host: Host, host_name: str, lab_id: str, run_id: str, tag
             what = f"lab {lab_id}: setup of host {host_name!r}"
             for file in host.files:
                 run_required(session, write_file_command(file.path, file.content, file.mode), SETUP_TIMEOUT, what, SetupFailed)
-            for command in host.setup:
+            for number, command in enumerate(host.setup, start=1):
+                live.note(lab_id, f"host {host_name}: setup {number}/{len(host.setup)}: {command.strip().splitlines()[0][:120]}")
                 run_required(session, command, SETUP_TIMEOUT, what, SetupFailed)
             session.run("rm -rf /var/lib/apt/lists/* /tmp/* 2>/dev/null || true", timeout=60)
         engine.commit(name, tag)

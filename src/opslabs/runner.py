@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from opslabs import engine, images
+from opslabs import engine, images, live
 from opslabs.catalog import TaskEntry
 from opslabs.checks import evaluate
 from opslabs.errors import OpslabsError
@@ -84,7 +84,7 @@ class LabEnvironment:
         assert entry.task.lab is not None
         self.entry, self.lab, self.kind = entry, entry.task.lab, kind
         self.owner = owner  # the browser workshop's learner, labelled on every container and network
-        self.say = on_progress or (lambda message: None)
+        self.say = on_progress or (lambda message: live.note(entry.id, message))  # a verify board shows it
         self.run_id = run_id or new_run_id()
         self.network = f"opslabs-{entry.id}-{self.run_id}"
         self.sessions: dict[str, Session] = {}

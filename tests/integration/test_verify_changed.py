@@ -78,3 +78,65 @@ def test_changed_reruns_exactly_the_touched_lab_and_keeps_the_other_record(kb, t
     with capsys.disabled():
         print(f"\n[verify --changed] full warm verify of 2 labs: {full_seconds:.1f} s; --changed with nothing changed: "
               f"{idle_seconds:.1f} s; --changed after touching gitflow-release: {changed_seconds:.1f} s")
+
+
+def run_on_a_terminal(args: list[str], cwd: Path, env: dict) -> tuple[int, str]:
+    """Run opslabs with its output on a pseudo-terminal (120 columns); returns (exit code, screen bytes as text)."""
+    import fcntl
+    import os
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import threading
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "opslabs", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal closed: the process and its children are gone
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    code = proc.wait(timeout=600)
+    reader.join(timeout=30)
+    os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_is_live_on_a_terminal_and_plain_in_ci_with_two_labs_in_parallel(kb, tmp_path):
+    import os
+    import re
+
+    args = ["--labs", str(kb), "verify", "-j", "2", *TWO.values(), "--results", str(tmp_path / "r.json")]
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "OPSLABS_PLAIN")} | {"TERM": "xterm"}
+    code, screen = run_on_a_terminal(args, tmp_path, env)
+    assert code == 0, screen[-3000:]
+    assert "\x1b[2K" in screen  # rows redrawn in place
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    # What stays on each screen line: the text after the last erase-line or carriage return.
+    lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", re.split(r"\x1b\[2K|\r", chunk.rstrip("\r"))[-1]).rstrip()
+             for chunk in screen.split("\n")]
+    assert re.search(r"nginx-load-balancer +step [12]/2: ", text) and re.search(r"gitflow-release +step [1-4]/4: ", text)
+    # pytest's lines for the two labs, printed above the rows, each whole (never cut by a redraw)
+    for lab, steps in (("networking/nginx-load-balancer", 2), ("source-control/gitflow-release", 4)):
+        for step in range(1, steps + 1):
+            assert any(re.fullmatch(rf"\[gw[01]\] \[ *[0-9]+%\] PASSED \S*labs/{lab}\.yaml::step{step}", line) for line in lines), \
+                (lab, step, lines[-60:])
+    assert "labs: 2 passed, 0 failed, 0 skipped" in text
+
+    code, plain = run_on_a_terminal(args, tmp_path, env | {"CI": "true"})
+    assert code == 0, plain[-3000:]
+    assert "\x1b[2K" not in plain and "\x1b[1A" not in plain  # CI: nothing redrawn, plain lines only
+    assert "labs: 2 passed, 0 failed, 0 skipped" in plain
