@@ -331,7 +331,8 @@ def _plan(catalog, chosen: list, results: Path, changed: bool, shard_of: tuple[i
         keys = {entry.id: lab_key(entry, catalog.versions) for entry in chosen}
         runs = set(plan.changed(keys, snapshot))
         kept = [entry.id for entry in chosen if entry.id not in runs]
-        click.echo(f"--changed: {len(runs)} of {len(chosen)} lab(s) to run; {len(kept)} keep their passing result")
+        named = f" ({', '.join(e.id for e in chosen if e.id in runs)})" if 0 < len(runs) <= 10 else ""
+        click.echo(f"--changed: {len(runs)} of {len(chosen)} lab(s) to run{named}; {len(kept)} keep their passing result")
         chosen = [entry for entry in chosen if entry.id in runs]
     if shard_of:
         k, n = shard_of

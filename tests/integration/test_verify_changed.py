@@ -67,7 +67,7 @@ def test_changed_reruns_exactly_the_touched_lab_and_keeps_the_other_record(kb, t
     touched.write_text(touched.read_text() + "# touched\n")
     changed, changed_seconds = timed("verify", "--changed", *labs, "--results", str(results), labs=kb, cwd=tmp_path)
     assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-2000:]
-    assert "--changed: 1 of 2 lab(s) to run; 1 keep their passing result" in changed.stdout
+    assert "--changed: 1 of 2 lab(s) to run (gitflow-release); 1 keep their passing result" in changed.stdout
     assert "gitflow-release.yaml::step1" in changed.stdout and "nginx-load-balancer.yaml::" not in changed.stdout
     after = records_as_written(results)
     assert after["nginx-load-balancer"] == before["nginx-load-balancer"]  # untouched, byte for byte

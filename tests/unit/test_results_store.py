@@ -267,3 +267,34 @@ def test_the_built_site_carries_the_results_file(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "site" / "opslabs-results.json").read_text() == (tmp_path / "r" / "results.json").read_text()
     assert "Verified on 2026-12-02 at c0ffee1 (passed in 3 s)" in (tmp_path / "site" / "demo" / "hello-lab" / "lab" / "index.html").read_text()
+
+
+# --- the command's plan: baselines, then --changed, then --shard ------------------
+
+
+def test_verify_plans_from_the_baseline_then_changed_then_shard(kb, tmp_path, capsys):
+    from opslabs.cli import _plan
+
+    catalog = load_catalog(kb)
+    hello = catalog.find_lab("hello-lab")
+    results = tmp_path / "results.json"
+    published = tmp_path / "published.json"
+    record = {"id": "hello-lab", "status": "passed", "key": lab_key(hello, catalog.versions), "duration": 5,
+              "verified_at": "2026-12-01T00:00:00+00:00"}
+    published.write_text(json.dumps({"labs": [record]}))
+
+    assert _plan(catalog, [hello], results, True, None, (str(tmp_path / "absent.json"),)) == [hello]
+    out = capsys.readouterr()
+    assert "warning: baseline not used:" in out.err and "absent.json: cannot be read" in out.err
+    assert "--changed: 1 of 1 lab(s) to run (hello-lab); 0 keep their passing result" in out.out
+
+    assert _plan(catalog, [hello], results, True, None, (str(published),)) == []  # passed with this key: kept
+    assert "--changed: 0 of 1 lab(s) to run; 1 keep their passing result" in capsys.readouterr().out
+    assert read_results(results)["hello-lab"] == record
+
+    edit(kb, "lab:\n", "# touched\nlab:\n")
+    touched = load_catalog(kb)
+    assert [e.id for e in _plan(touched, touched.labs(), results, True, None, ())] == ["hello-lab"]
+    assert [e.id for e in _plan(touched, touched.labs(), results, False, (1, 2), ())] == ["hello-lab"]
+    assert _plan(touched, touched.labs(), results, False, (2, 2), ()) == []
+    assert "--shard 2/2: 0 lab(s)" in capsys.readouterr().out
