@@ -743,3 +743,68 @@ def new(directory: Path, install_from: str | None) -> None:
         click.secho("note: a path on this machine: CI runners cannot reach it; record a URL or a package spec "
                     "with --install-from before you push", fg="yellow", err=True)
     click.echo(f"Next: cd {created.root} && make serve   (make test verifies the example lab)")
+
+
+# --- the browser workshop ---------------------------------------------------
+
+
+@main.group("workshop")
+def workshop_group() -> None:
+    """Run a workshop in the browser: learners need only a browser."""
+
+
+@workshop_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (put a TLS reverse proxy in front for a room).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8100, show_default=True)
+@click.option("--seats", type=click.IntRange(1, 10000), default=10, show_default=True, help="Labs running at once, per engine.")
+@click.option("--idle", default="30m", show_default=True, help="Stop a lab idle this long (progress kept): 30m, 90s, 2h.")
+@click.option("--engine", "engines", multiple=True, metavar="URL[,seats=N]", help="A Docker engine for labs (repeatable): unix://, ssh://, tcp://.")
+@click.option("--state", "state_path", type=click.Path(path_type=Path), default=None,
+              help="The workshop's SQLite file [default: workshop.db beside the progress store].")
+@click.option("--secure-cookie", is_flag=True, help="Send the session cookie over HTTPS only (behind a TLS proxy).")
+@policy_options
+@click.pass_context
+def workshop_serve(ctx: click.Context, host: str, port: int, seats: int, idle: str, engines: tuple[str, ...],
+                   state_path: Path | None, secure_cookie: bool, policy) -> None:
+    """Serve the labs to a room: each learner gets the instructions, a terminal per host and
+    Check, Hint and Solve buttons in the browser; the trainer sees the room at /trainer.
+
+    The workshop code and the trainer token are printed at start. Ctrl-C stops the server and
+    removes every lab's containers; progress is kept, and a learner's lab is recreated at their step.
+
+    \b
+    Examples:
+      opslabs workshop serve
+      opslabs --labs labs workshop serve --host 0.0.0.0 --seats 20 --idle 45m
+    """
+    from opslabs.web.server import serve
+    from opslabs.web.service import Settings, parse_duration
+
+    settings = Settings(seats=seats, idle=parse_duration(idle), engines=engines)
+    serve(_catalog(ctx, policy), host, port, settings, state_path, secure_cookie=secure_cookie)
+
+
+@main.command("new")
+@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path))
+@click.option("--install-from", "install_from", metavar="SPEC", default=None,
+              help="Where the new repository installs opslabs from: a wheel, a source folder, a URL or a package spec "
+                   "[default: the wheel or source this opslabs was installed from].")
+def new(directory: Path, install_from: str | None) -> None:
+    """Start a content repository in DIRECTORY (new or empty): site configuration, an example
+    area with a guide and a lab, CI for GitHub Actions and Jenkins, a pre-commit hook, a Makefile.
+
+    \b
+    Examples:
+      opslabs new runbooks && cd runbooks && make serve
+      opslabs new runbooks --install-from https://example.org/opslabs-0.1.0-py3-none-any.whl
+    """
+    from opslabs.scaffold.new import create
+
+    created = create(directory, install_from)
+    for path in created.files:
+        click.echo(f"  wrote {created.root / path}")
+    click.echo(f"opslabs installs from: {created.install_spec} (requirements.txt)")
+    if created.install_spec.startswith("/"):
+        click.secho("note: a path on this machine: CI runners cannot reach it; record a URL or a package spec "
+                    "with --install-from before you push", fg="yellow", err=True)
+    click.echo(f"Next: cd {created.root} && make serve   (make test verifies the example lab)")
