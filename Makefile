@@ -54,7 +54,14 @@ $(DEV_STAMP): $(STAMP) requirements-dev.lock
 	$(BIN)/pip install --quiet -r requirements-dev.lock
 	touch $@
 
-test: $(DEV_STAMP)
+# Test tools from npm (tools/package-lock.json): npm-groovy-lint for the Jenkinsfile.
+NPM_TOOLS := tools/node_modules/.package-lock.json
+
+$(NPM_TOOLS): tools/package-lock.json
+	bash scripts/ensure-test-tools.sh npm
+	npm ci --no-audit --no-fund --prefix tools
+
+test: $(DEV_STAMP) $(NPM_TOOLS)
 	bash scripts/ensure-test-tools.sh
 	$(BIN)/opslabs engine ensure
 	$(BIN)/opslabs images ensure
