@@ -192,6 +192,25 @@ def test_axe_finds_no_wcag_violation_on_the_learner_and_trainer_pages(server, co
     assert axe_violations(join_page) == []
 
 
+def processes(container: str) -> str:
+    """Every process's command line in a lab host (it has no ps)."""
+    import subprocess
+
+    script = 'for p in /proc/[0-9]*; do tr "\\0" " " < "$p/cmdline"; echo; done 2>/dev/null'
+    return subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True, timeout=30).stdout
+
+
+def wait_until(condition, timeout: float = 10) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.3)
+    return True
+
+
 def ws_exchange(page, server: Server, path: str, sends: list[str], until: str | None = None) -> dict:
     """Open a websocket from the page's context, send messages, collect what comes back."""
     return page.evaluate("""async ([url, sends, until]) => new Promise((resolve) => {
@@ -255,12 +274,15 @@ def test_bad_input_gets_a_clear_error_and_closes_nothing_else(server, contexts):
     too_large = json.dumps({"type": "input", "data": "x" * 70000})
     got = ws_exchange(page, server, f"/ws/lab/{LAB}/host/dev",
                       ["{not json", too_large, json.dumps({"type": "resize", "cols": 0}),
-                       json.dumps({"type": "input", "data": "echo still-$((1+1))-open-ünïcode ✓\r"})], until="still-2-open-ünïcode ✓")
+                       json.dumps({"type": "input", "data": "sleep 4321 & echo still-$((1+1))-open-ünïcode ✓\r"})],
+                      until="still-2-open-ünïcode ✓")
     errors = [m["message"] for m in got["messages"] if m["type"] == "error"]
     assert errors[0].startswith("expected a JSON message, got invalid JSON")
     assert errors[1] == f"message too large: {len(too_large)} bytes, at most 65536 (paste less at a time)"
     assert "whole numbers from 1 to 1000" in errors[2]
     assert "still-2-open-ünïcode ✓" in got["text"]  # UTF-8 typed in, and back
+    # Closing the terminal hangs up its shell and jobs in the container, as closing a terminal does.
+    assert wait_until(lambda: not any("sleep 4321" in processes(c) for c in workshop_leftovers(server.workshop_id)[0]))
     no_host = ws_exchange(page, server, f"/ws/lab/{LAB}/host/web1", [])
     assert no_host["code"] == 4404 and no_host["messages"][0]["message"] == "lab gitflow-release has no host 'web1'; its hosts are dev"
     unknown = page.request.post(f"{server.url}/api/lab/no-such-lab/check", headers={"X-Opslabs": "1"})
@@ -287,7 +309,7 @@ def test_a_restart_keeps_both_learners_progress_and_recreates_the_lab_at_its_ste
     ada = contexts("ada").new_page()
     ada.goto(f"{server.url}/lab/{LAB}")
     ada.locator("#progress", has_text="2/4 steps done, now: step 3").wait_for()
-    assert "The workshop server stopped. Your progress is kept" in ada.locator("#lab-status").inner_text()
+    ada.locator("#lab-status", has_text="The workshop server stopped. Your progress is kept").wait_for()
     assert ada.get_by_role("button", name="Continue at step 3").is_visible()
     open_lab_started(ada, server)
     assert ada.get_by_role("heading", name=re.compile("^Step 3 of 4")).is_visible()

@@ -266,12 +266,13 @@ class Workshop:
     # --- stopping ---
 
     def _stop(self, row: LearnerLab, note: str, forget: bool = False) -> None:
+        current = self.state.lab(row.learner, row.lab)
+        # The note first: an open terminal ends when the containers go, and tells the learner why.
+        self.state.set_status(row.learner, row.lab, "stopped", note=note)
         with self.on_engine(row.engine):
             workshop.stop(row.lab, self.progress, owner=self.owner(row.learner), forget=forget)
-        current = self.state.lab(row.learner, row.lab)
         if current is not None and current.running:
             self.release(current.engine)
-        self.state.set_status(row.learner, row.lab, "stopped", note=note)
 
     def stop(self, learner_id: str, lab_id: str, note: str) -> None:
         row = self.state.lab(learner_id, lab_id)

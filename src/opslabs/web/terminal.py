@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import signal
 import struct
 import subprocess
@@ -54,9 +55,26 @@ def parse_message(raw: str | bytes) -> Input | Resize:
     return Resize(cols, rows)
 
 
-def exec_command(container: str) -> list[str]:
+# Ending the docker CLI does not end what it started in the container: the engine keeps the
+# exec's shell. As closing a terminal does, SIGHUP goes to the shell's session (the exec's
+# process is its session leader, found by the marker in its environment); a job the learner
+# started with nohup or setsid keeps running, as it would.
+HANGUP = r"""for p in /proc/[0-9]*; do
+  tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "OPSLABS_TERMINAL=$1" || continue
+  s=$(cat "$p/stat" 2>/dev/null) || continue; s=${s##*) }; set -- "$1" $s
+  [ "$5" = "${p#/proc/}" ] && leader=$5 && break
+done
+[ -n "${leader:-}" ] || exit 0
+for p in /proc/[0-9]*; do
+  s=$(cat "$p/stat" 2>/dev/null) || continue; s=${s##*) }; set -- x $s
+  [ "$5" = "$leader" ] && kill -HUP "${p#/proc/}" 2>/dev/null
+done
+exit 0"""
+
+
+def exec_command(container: str, marker: str) -> list[str]:
     return ["docker", "exec", "--interactive", "--tty", "--env", "TERM=xterm-256color", "--env", "LANG=C.UTF-8",
-            "--env", "LC_ALL=C.UTF-8", container, "sh", "-c", LOGIN]
+            "--env", "LC_ALL=C.UTF-8", "--env", f"OPSLABS_TERMINAL={marker}", container, "sh", "-c", LOGIN]
 
 
 def set_size(fd: int, cols: int, rows: int) -> None:
@@ -70,14 +88,15 @@ class PtyProcess:
     the engine, so a resize sets the size on the pty and signals the CLI."""
 
     def __init__(self, container: str, engine_url: str = "", cols: int = 80, rows: int = 24):
+        self.container, self.marker = container, secrets.token_hex(8)
+        self.env = {**os.environ}
+        if engine_url:
+            self.env["DOCKER_HOST"] = engine_url
         self.master, slave = os.openpty()
         try:
             set_size(slave, cols, rows)
-            env = {**os.environ}
-            if engine_url:
-                env["DOCKER_HOST"] = engine_url
-            self.proc = subprocess.Popen(exec_command(container), stdin=slave, stdout=slave, stderr=slave,
-                                         env=env, start_new_session=True, close_fds=True)
+            self.proc = subprocess.Popen(exec_command(container, self.marker), stdin=slave, stdout=slave, stderr=slave,
+                                         env=self.env, start_new_session=True, close_fds=True)
         except BaseException:
             os.close(self.master)
             raise
@@ -113,6 +132,13 @@ class PtyProcess:
         return data or None
 
     def close(self) -> None:
+        """End the terminal: hang up its shell in the container, then the docker CLI."""
+        if self.proc.poll() is None:
+            try:
+                subprocess.run(["docker", "exec", self.container, "sh", "-c", HANGUP, "hangup", self.marker],
+                               env=self.env, capture_output=True, timeout=15)
+            except (OSError, subprocess.TimeoutExpired):
+                pass  # the container is gone, or the engine: nothing left to hang up
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
