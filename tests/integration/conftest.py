@@ -243,7 +243,9 @@ class SshEndpoint:
         (root / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {(root / 'host_key.pub').read_text()}")
         (root / "ssh_config").write_text(
             f"Host *\n  IdentityFile {root}/id_ed25519\n  IdentitiesOnly yes\n  UserKnownHostsFile {root}/known_hosts\n"
-            "  StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 10\n")
+            "  StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 10\n"
+            # One connection carries every docker call (as the docs advise for ssh engines): no handshake each time.
+            f"  ControlMaster auto\n  ControlPath {root}/cm-%C\n  ControlPersist 120\n")
         (root / "bin").mkdir()
         wrapper = root / "bin" / "ssh"
         wrapper.write_text(f"#!/bin/sh\nexec {shutil.which('ssh') or '/usr/bin/ssh'} -F {root}/ssh_config \"$@\"\n")
@@ -293,6 +295,10 @@ class SshEndpoint:
         return kids
 
     def destroy(self) -> None:
+        if (self.root / "ssh_config").exists() and getattr(self, "port", None):
+            # The multiplexing master is a client process of ours: end it first.
+            subprocess.run([shutil.which("ssh") or "/usr/bin/ssh", "-F", str(self.root / "ssh_config"), "-p", str(self.port),
+                            "-O", "exit", "root@127.0.0.1"], capture_output=True, timeout=30)
         if self.process is not None and self.process.poll() is None:
             for pid in self._children():
                 try:

@@ -42,6 +42,9 @@ RELAY_SCRIPT = (
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
                         "te", "trailer", "transfer-encoding", "upgrade", "content-length", "host"})
 
+# Single-valued headers the ASGI server (uvicorn) writes itself: the lab's copy would make a second one.
+SERVER_SETS = frozenset({"date", "server"})
+
 
 class RelayError(Exception):
     """The port could not be reached; `status` is the HTTP status to answer with, the message says why."""
@@ -221,7 +224,7 @@ async def forward(request, engine_url: str | None, container: str, port: int, pa
     out = []
     for name, value in answer.headers:
         lower = name.lower()
-        if lower in HOP_BY_HOP - {"content-length"}:
+        if lower in HOP_BY_HOP - {"content-length"} or lower in SERVER_SETS:
             continue
         if lower == "location":
             value = rewrite_location(value, prefix, host, port)
