@@ -541,7 +541,10 @@ def start(ctx: click.Context, lab: str, reset: bool, policy) -> None:
 
     entry = _lab(ctx, lab, policy)
     started = time.monotonic()
-    env, repaired = workshop.start(entry, _say, reset=reset)
+    from opslabs import live
+
+    with live.Board("start", plain_rows=False):  # a first start builds setup layers: show their commands
+        env, repaired = workshop.start(entry, _say, reset=reset)
     hosts = ", ".join(env.lab.hosts)
     if repaired:
         progress = workshop.load_progress(env)

@@ -150,7 +150,9 @@ class Board:
     def detail(self, who: str, text: str) -> None:
         """The finer grain of a row's work (a note): a setup command, a host starting."""
         if who not in self.rows:
-            self.begin(who, text)
+            self.rows[who] = [text, time.monotonic(), ""]
+            if not self.live:
+                self._plain(f"{who}: {text}")
         elif self.rows[who][2] != text:
             self.rows[who][2] = text
             if not self.live:

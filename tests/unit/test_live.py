@@ -111,3 +111,11 @@ def test_the_verify_board_follows_pytest_reports():
     board.pytest_runtest_logreport(report("labs/x/lab-b.yaml::step1", "teardown", "passed"))
     assert board.rows == {} and (board.done, board.failed) == (2, 1)
     assert board.outcome == {"lab-a": "failed", "lab-b": "skipped"}
+
+
+def test_a_board_without_rows_still_prints_the_notes_it_gets(capsys):
+    with live.Board("start", live=False, plain_rows=False):
+        live.note("lab-a", "host web: setup 1/2: apt-get update")
+        live.note("lab-a", "host web: setup 2/2: apt-get install -y nginx")
+    assert capsys.readouterr().err.splitlines() == [
+        "lab-a: host web: setup 1/2: apt-get update", "lab-a: host web: setup 2/2: apt-get install -y nginx"]
