@@ -196,12 +196,13 @@ def render(ctx: click.Context, out: Path, templates: Path, results: Path | None)
     """
     from opslabs.render import render as render_pages
     from opslabs.render import write_pages
-    from opslabs.store.results import DEFAULT_RESULTS, read_results
+    from opslabs.store.results import DEFAULT_RESULTS, publish_results, read_results
 
     from opslabs.blocks.report import read_report, report_path_for
 
     pages = render_pages(_catalog(ctx), templates, read_results(results or DEFAULT_RESULTS), read_report(report_path_for(ctx.obj)))
     written = write_pages(pages, out)
+    publish_results(results or DEFAULT_RESULTS, out)  # the results travel with the site, whichever generator builds it
     click.echo(f"{len(pages)} pages rendered into {out}/ ({len(written)} changed)")
 
 

@@ -166,6 +166,19 @@ def published_results(path: Path) -> str | None:
     return text if isinstance(data, dict) and isinstance(data.get("labs"), list) else None
 
 
+def publish_results(path: Path, out_dir: Path) -> Path | None:
+    """Put the results file into the pages folder as PUBLISHED_NAME, for site generators that run
+    no plugin (Zensical copies it like any file); None when there is nothing to publish."""
+    text = published_results(path)
+    if text is None:
+        return None
+    target = Path(out_dir) / PUBLISHED_NAME
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, text)
+    return target
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace a file in one step: a reader never sees half of it, a crash leaves no temporary file."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
