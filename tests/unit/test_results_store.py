@@ -298,3 +298,20 @@ def test_verify_plans_from_the_baseline_then_changed_then_shard(kb, tmp_path, ca
     assert [e.id for e in _plan(touched, touched.labs(), results, False, (1, 2), ())] == ["hello-lab"]
     assert _plan(touched, touched.labs(), results, False, (2, 2), ()) == []
     assert "--shard 2/2: 0 lab(s)" in capsys.readouterr().out
+
+
+def test_render_puts_the_results_beside_the_pages_for_generators_without_plugins(tmp_path):
+    """Zensical runs no MkDocs plugin: `opslabs render` writes the results into the pages folder too."""
+    from click.testing import CliRunner
+
+    from opslabs.cli import main
+
+    results = tmp_path / "r.json"
+    out = tmp_path / "docs"
+    run = CliRunner().invoke(main, ["--labs", str(FIXTURE), "render", "--out", str(out), "--results", str(results)])
+    assert run.exit_code == 0, run.output
+    assert not (out / "opslabs-results.json").exists()  # nothing verified yet
+    merge_results(results, [{"id": "hello-lab", "status": "passed", "key": "k"}], {})
+    run = CliRunner().invoke(main, ["--labs", str(FIXTURE), "render", "--out", str(out), "--results", str(results)])
+    assert run.exit_code == 0, run.output
+    assert (out / "opslabs-results.json").read_text() == results.read_text()
