@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from opslabs.errors import EngineUnavailable, OpslabsError
+from opslabs.errors import EngineUnavailable, OpslabsError, UserError
 
 LABEL = "io.opslabs"
 MACHINE = socket.gethostname()
@@ -158,10 +158,27 @@ class ContainerSpec:
     tmpfs: tuple[tuple[str, str], ...] = ()  # (mount point, size): a small disk that can fill up
 
 
+class NoAddressPool(UserError):
+    """The engine has no address range left for another network (Docker's default pools hold about 30)."""
+
+
+NO_ADDRESS_POOL = "could not find an available, non-overlapping IPv4 address pool"
+
+
 def create_network(name: str, label_args: list[str]) -> None:
     """A lab's own network. Internal: its hosts reach each other, not the outside (downloads
     belong in setup, which is built before); a step that teaches installing goes online."""
-    docker("network", "create", "--driver", "bridge", "--internal", *label_args, name, timeout=60)
+    try:
+        docker("network", "create", "--driver", "bridge", "--internal", *label_args, name, timeout=60)
+    except DockerError as err:
+        if NO_ADDRESS_POOL not in err.stderr:
+            raise
+        where = f" at {current_url()}" if current_url() else ""
+        raise NoAddressPool(
+            f"the Docker engine{where} has no address range left for another lab network (every lab has its own, and "
+            "Docker's default pools hold about 30 networks). Give dockerd more, e.g. in /etc/docker/daemon.json: "
+            '"default-address-pools": [{"base": "10.201.0.0/16", "size": 24}] (256 networks), then restart it; '
+            "or remove networks no longer used (`opslabs gc`, `docker network prune`)") from None
 
 
 def set_online(container: str, online: bool) -> None:

@@ -108,3 +108,23 @@ def test_ensure_engine_names_the_context_engine_instead_of_starting_one(monkeypa
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     with engine.using("ssh://ops@b9"), pytest.raises(engine.EngineUnavailable, match="no Docker engine answers at ssh://ops@b9"):
         engine.ensure_engine()
+
+
+def test_an_engine_out_of_network_address_pools_says_how_to_give_it_more(monkeypatch):
+    """Seen in the workshop benchmark: the 29th lab network on an engine with Docker's default pools."""
+    def full(args, **kwargs):
+        return subprocess.CompletedProcess(args, 1, b"", b"Error response from daemon: could not find an available, "
+                                                          b"non-overlapping IPv4 address pool among the defaults to assign to the network\n")
+
+    monkeypatch.setattr(engine.subprocess, "run", full)
+    with engine.using("ssh://ops@b2"), pytest.raises(engine.NoAddressPool) as err:
+        engine.create_network("opslabs-x-1", [])
+    assert "engine at ssh://ops@b2 has no address range left" in str(err.value)
+    assert '"default-address-pools"' in str(err.value)
+    assert isinstance(err.value, engine.UserError)  # the server answers 409 with this sentence, not 500
+
+
+def test_other_network_errors_stay_docker_errors(monkeypatch):
+    monkeypatch.setattr(engine.subprocess, "run", lambda args, **kw: subprocess.CompletedProcess(args, 1, b"", b"network with name x already exists"))
+    with pytest.raises(engine.DockerError, match="already exists"):
+        engine.create_network("x", [])
