@@ -87,8 +87,13 @@ def test_seats_the_trainers_stop_and_reset_and_the_idle_reaper(server):
     assert ada.api("POST", f"/api/lab/{LAB}/start")[1]["progress"]["text"] == "1/4 steps done, now: step 2"
     with terminal(ada, server) as ws:
         ws.send(json.dumps({"type": "resize", "cols": 101, "rows": 33}))
-        ws.send(json.dumps({"type": "input", "data": "stty size; echo sized-$((1+1))\r"}))
-        out, _ = read_until(ws, "sized-2")
+        read_until(ws, "# ")  # the prompt
+        for attempt in range(5):  # the size travels page -> pty -> docker CLI -> engine, asynchronously
+            ws.send(json.dumps({"type": "input", "data": f"stty size; echo sized-$((1+{attempt}))\r"}))
+            out, _ = read_until(ws, f"sized-{1 + attempt}")
+            if "33 101" in out:
+                break
+            time.sleep(1)
         assert "33 101" in out  # the pty's size reached the shell in the container
         started = time.monotonic()
         _, messages = read_until(ws, "without activity", timeout=IDLE + 30)
@@ -103,12 +108,22 @@ def test_seats_the_trainers_stop_and_reset_and_the_idle_reaper(server):
     assert state(ada)["progress"]["done"] == [1]
 
 
-def test_stopping_the_server_removes_every_lab_and_keeps_progress(server):
+def test_a_lab_removed_behind_the_servers_back_comes_back_and_stopping_the_server_removes_every_lab(server):
+    import subprocess
+
     ada = Client(server)
     ada.join("Ada")
     assert ada.api("POST", f"/api/lab/{LAB}/start")[0] == 200
+    assert ada.api("POST", f"/api/lab/{LAB}/solve")[0] == 200
     containers, networks = workshop_leftovers(server.workshop_id)
     assert len(containers) == 1 and len(networks) == 1
+    subprocess.run(["docker", "rm", "--force", containers[0]], check=True, capture_output=True)
+    status, refused = ada.api("POST", f"/api/lab/{LAB}/check")
+    assert status == 409 and refused["error"].startswith("Your lab's machines were removed or stopped outside the workshop.")
+    assert "opslabs start" not in refused["error"]  # the CLI's advice is no use in a browser
+    assert state(ada)["status"] == "stopped"
+    assert ada.api("POST", f"/api/lab/{LAB}/start")[1]["progress"]["text"] == "1/4 steps done, now: step 2"
+    assert ada.api("POST", f"/api/lab/{LAB}/check")[1]["checks"][0]["passed"] is False  # step 2's checks run
     output = server.stop()
     assert "opslabs workshop: stopped; every lab's containers are removed, progress is kept." in output
     assert "Traceback" not in output

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -35,6 +36,7 @@ log = logging.getLogger("opslabs.web")
 STATIC = Path(__file__).parent / "static"
 COOKIE = "opslabs_workshop"
 MAX_FORM = 16 * 1024
+THREADS = 200
 TOUCH_EVERY = 10.0  # seconds: terminal input marks the lab active at most this often
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -172,12 +174,22 @@ def create_app(service: Workshop, secure_cookie: bool = False) -> Starlette:
         loop = asyncio.get_running_loop()
         output: asyncio.Queue[bytes | None] = asyncio.Queue()
 
+        first = True
+
         def readable() -> None:
+            nonlocal first
             data = pty.read()
             if data is None:
                 loop.remove_reader(pty.master)
             if data != b"":
                 output.put_nowait(data)
+            if data and first:
+                # The shell answered, so the docker CLI runs; a size set before (the page's first
+                # fit) may have reached it before it watched for resizes: set it again, and once
+                # more a little later (on a loaded machine the CLI's watcher starts late).
+                first = False
+                for delay in (0, 0.5, 2.0):
+                    loop.call_later(delay, lambda: pty.proc.poll() is None and pty.resize(*pty.size))
 
         loop.add_reader(pty.master, readable)
 
@@ -287,6 +299,9 @@ def create_app(service: Workshop, secure_cookie: bool = False) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        # Checks, solutions and lab starts each hold a thread while the engine works: a room of
+        # learners pressing Check together should not queue behind anyio's default 40.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         await run_in_threadpool(service.remove_all, "The workshop server restarted. Your progress is kept: "
                                 "Start recreates your lab at your step.")
         reaper = asyncio.create_task(_reap(service))

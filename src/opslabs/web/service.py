@@ -231,15 +231,26 @@ class Workshop:
                    "expected": c.expected, "actual": c.actual} for c in report.checks]
         return {"step": report.step, "passed": report.passed, "checks": checks, "state": self.lab_state(learner_id, lab_id)}
 
+    def _ensure_whole(self, row: LearnerLab, entry: TaskEntry) -> None:
+        """A lab whose machines went away outside the workshop (`docker rm`, an engine restart)
+        is stopped with a note that Start brings it back, instead of the CLI's advice."""
+        if not self._whole(row, entry):
+            note = ("Your lab's machines were removed or stopped outside the workshop. "
+                    "Your progress is kept: Start recreates them at your step.")
+            self._stop(row, note)
+            raise Conflict(note)
+
     def check(self, learner_id: str, lab_id: str) -> dict:
         row = self.running_row(learner_id, lab_id)
         with self._lock(learner_id), self.on_engine(row.engine):
+            self._ensure_whole(row, self.entry(lab_id))
             report, progress = workshop.check(self.entry(lab_id), store=self.progress, owner=self.owner(learner_id))
         return self._report(learner_id, lab_id, report, progress)
 
     def solve(self, learner_id: str, lab_id: str) -> dict:
         row = self.running_row(learner_id, lab_id)
         with self._lock(learner_id), self.on_engine(row.engine):
+            self._ensure_whole(row, self.entry(lab_id))
             report, progress = workshop.solve(self.entry(lab_id), store=self.progress, owner=self.owner(learner_id))
         return self._report(learner_id, lab_id, report, progress)
 

@@ -89,6 +89,7 @@ class PtyProcess:
 
     def __init__(self, container: str, engine_url: str = "", cols: int = 80, rows: int = 24):
         self.container, self.marker = container, secrets.token_hex(8)
+        self.size = (cols, rows)
         self.env = {**os.environ}
         if engine_url:
             self.env["DOCKER_HOST"] = engine_url
@@ -105,7 +106,11 @@ class PtyProcess:
         os.set_blocking(self.master, False)
 
     def resize(self, cols: int, rows: int) -> None:
-        set_size(self.master, cols, rows)
+        self.size = (cols, rows)
+        try:
+            set_size(self.master, cols, rows)
+        except OSError:
+            return  # closed meanwhile
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGWINCH)
 
