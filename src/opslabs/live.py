@@ -130,6 +130,7 @@ class Board:
         self.notes_dir = notes_dir
         self._live = None
         self._saved: tuple | None = None
+        self._spinners: dict[str, Any] = {}  # one per row, so each turns with its own time
 
     # --- what the work reports -------------------------------------------------
 
@@ -190,7 +191,8 @@ class Board:
             text = Text(doing)
             if detail:
                 text.append(f"  {detail}", style="dim")
-            grid.add_row(Spinner("dots", style="cyan"), Text(who, style="bold cyan"), text, Text(_elapsed(now - started)))
+            spinner = self._spinners.setdefault(who, Spinner("dots", style="cyan"))
+            grid.add_row(spinner, Text(who, style="bold cyan"), text, Text(_elapsed(now - started)))
         return grid
 
     def __enter__(self) -> "Board":
