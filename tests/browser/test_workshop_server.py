@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from workshop_server import REPO, Client, Server, workshop_leftovers
 
@@ -16,6 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
 LAB = "gitflow-release"  # one host, four steps: the fastest lab to start
 AXE = REPO / "src" / "opslabs" / "web" / "static" / "vendor" / "axe.min.js"
+expect.set_options(timeout=30000)  # a loaded 2-core CI machine answers slowly
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,7 @@ def contexts(browser):
     def context(name: str, **options):
         if name not in made:
             made[name] = browser.new_context(viewport={"width": 1280, "height": 900}, **options)
+            made[name].set_default_timeout(60000)  # a loaded 2-core CI machine answers slowly
         return made[name]
 
     yield context
@@ -47,7 +50,7 @@ def terminal_text(page, host: str = "dev") -> str:
     return page.locator(f"#term-{host} .xterm-accessibility-tree").inner_text()
 
 
-def wait_terminal(page, text: str, host: str = "dev", timeout: float = 20000) -> None:
+def wait_terminal(page, text: str, host: str = "dev", timeout: float = 60000) -> None:
     page.wait_for_function(
         "([host, text]) => { const t = document.querySelector(`#term-${host} .xterm-accessibility-tree`);"
         " return t && t.innerText.includes(text); }", arg=[host, text], timeout=timeout)
@@ -92,7 +95,7 @@ def test_learner_types_checks_fixes_solves_and_the_trainer_sees_the_next_step(se
     page = contexts("ada").new_page()
     join(page, server, "Ada Lovelace")
     page.get_by_role("link", name="Ship a release and a hotfix with GitFlow").click()
-    assert page.get_by_role("heading", name="Step 1 of 4: Create the repository and the develop branch").is_visible()
+    expect(page.get_by_role("heading", name="Step 1 of 4: Create the repository and the develop branch")).to_be_visible()
     assert page.locator("#step-text code", has_text="/srv/shop").count() == 1  # the step's Markdown, rendered
     open_lab_started(page, server)
 
@@ -110,7 +113,7 @@ def test_learner_types_checks_fixes_solves_and_the_trainer_sees_the_next_step(se
     wait_terminal(page, "fixed-by-hand")
     page.get_by_role("button", name="Check").click()
     results.get_by_text("Step 1 passed.").wait_for()
-    assert page.get_by_role("heading", name="Step 2 of 4: Merge a feature into develop").is_visible()
+    expect(page.get_by_role("heading", name="Step 2 of 4: Merge a feature into develop")).to_be_visible()
     assert page.locator("#progress").inner_text() == "1/4 steps done, now: step 2"
 
     room = trainer(contexts, server)
@@ -224,7 +227,7 @@ def ws_exchange(page, server: Server, path: str, sends: list[str], until: str | 
           if (until && got.text.includes(until)) { ws.close(); setTimeout(done, 100); }
         };
         ws.onclose = (e) => { got.code = e.code; done(); };
-        setTimeout(done, 15000);
+        setTimeout(done, 30000);
     })""", [server.url.replace("http", "ws") + path, sends, until])
 
 
@@ -251,7 +254,7 @@ def test_a_second_learner_cannot_reach_the_first_ones_lab(server, contexts):
     stolen_check = stolen.request.post(f"{server.url}/api/lab/{LAB}/check", headers={"X-Opslabs": "1"})
     assert stolen_check.status == 401 and "join the workshop first" in stolen_check.json()["error"]
     stolen.goto(server.url + "/")
-    assert stolen.get_by_role("heading", name="Join the workshop").is_visible()
+    expect(stolen.get_by_role("heading", name="Join the workshop")).to_be_visible()
     assert ws_exchange(stolen, server, f"/ws/lab/{LAB}/host/dev", [])["code"] == 4401
 
     # Grace runs the same lab at once, on containers of her own, with no Docker socket in reach.
@@ -288,7 +291,7 @@ def test_bad_input_gets_a_clear_error_and_closes_nothing_else(server, contexts):
     unknown = page.request.post(f"{server.url}/api/lab/no-such-lab/check", headers={"X-Opslabs": "1"})
     assert unknown.status == 404 and unknown.json() == {"error": "there is no lab 'no-such-lab' in this workshop"}
     page.goto(f"{server.url}/lab/no-such-lab")
-    assert page.get_by_text("there is no lab 'no-such-lab' in this workshop").is_visible()
+    expect(page.get_by_text("there is no lab 'no-such-lab' in this workshop")).to_be_visible()
     for response in (unknown.text(), page.content()):
         assert "Traceback" not in response
     # Ada's own terminal on the page is still there and answers.
@@ -310,9 +313,9 @@ def test_a_restart_keeps_both_learners_progress_and_recreates_the_lab_at_its_ste
     ada.goto(f"{server.url}/lab/{LAB}")
     ada.locator("#progress", has_text="2/4 steps done, now: step 3").wait_for()
     ada.locator("#lab-status", has_text="The workshop server stopped. Your progress is kept").wait_for()
-    assert ada.get_by_role("button", name="Continue at step 3").is_visible()
+    expect(ada.get_by_role("button", name="Continue at step 3")).to_be_visible()
     open_lab_started(ada, server)
-    assert ada.get_by_role("heading", name=re.compile("^Step 3 of 4")).is_visible()
+    expect(ada.get_by_role("heading", name=re.compile("^Step 3 of 4"))).to_be_visible()
     # Steps 1 and 2 were replayed on the new host: the merged feature is on develop.
     type_in_terminal(ada, "git -C /srv/shop cat-file -e develop:checkout.txt && echo replayed-$((1+1))")
     wait_terminal(ada, "replayed-2")
