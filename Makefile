@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test tools (requirements-dev.lock): Playwright, Zensical, Beautiful Soup.
+DEV_STAMP := $(VENV)/.installed-dev
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -45,10 +47,8 @@ engine: $(STAMP)
 	$(BIN)/opslabs engine ensure
 	$(BIN)/opslabs images ensure
 
-unit: $(STAMP)
+unit: $(DEV_STAMP)
 	$(BIN)/pytest -q tests/unit
-
-DEV_STAMP := $(VENV)/.installed-dev
 
 $(DEV_STAMP): $(STAMP) requirements-dev.lock
 	$(BIN)/pip install --quiet -r requirements-dev.lock
@@ -98,7 +98,7 @@ merge-results: $(STAMP)
 	$(if $(wildcard $(SHARDS)),,$(error no results file matches SHARDS='$(SHARDS)'))
 	$(BIN)/opslabs results merge --results $(RESULTS) $(wildcard $(SHARDS))
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/render_bench.py
 	$(BIN)/python benchmarks/blocks_bench.py
 	$(BIN)/opslabs engine ensure

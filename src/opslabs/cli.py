@@ -188,7 +188,7 @@ def coverage(ctx: click.Context, as_json: bool) -> None:
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Results JSON for the verified badges [default: .opslabs/results.json].")
 @click.pass_context
 def render(ctx: click.Context, out: Path, templates: Path, results: Path | None) -> None:
-    """Render the knowledge base to Markdown, before any site generator runs.
+    """Render the knowledge base to Markdown and the navigation, before any site generator runs.
 
     \b
     Example:
@@ -200,10 +200,15 @@ def render(ctx: click.Context, out: Path, templates: Path, results: Path | None)
 
     from opslabs.blocks.report import read_report, report_path_for
 
-    pages = render_pages(_catalog(ctx), templates, read_results(results or DEFAULT_RESULTS), read_report(report_path_for(ctx.obj)))
+    from opslabs.navigation import NAV_FILE, write_navigation
+
+    catalog = _catalog(ctx)
+    pages = render_pages(catalog, templates, read_results(results or DEFAULT_RESULTS), read_report(report_path_for(ctx.obj)))
     written = write_pages(pages, out)
     publish_results(results or DEFAULT_RESULTS, out)  # the results travel with the site, whichever generator builds it
-    click.echo(f"{len(pages)} pages rendered into {out}/ ({len(written)} changed)")
+    nav_changed = write_navigation(catalog, out)  # for generators that run no plugin (Zensical)
+    click.echo(f"{len(pages)} pages rendered into {out}/ ({len(written)} changed), navigation in {out / NAV_FILE}"
+               f"{' (changed)' if nav_changed else ''}")
 
 
 @main.command("list")

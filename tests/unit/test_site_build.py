@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from opslabs.load import load_catalog
+from opslabs.navigation import NAV_FILE
 
 MKDOCS = [sys.executable, "-m", "mkdocs"]
 
@@ -15,6 +16,9 @@ MKDOCS = [sys.executable, "-m", "mkdocs"]
 @pytest.fixture(scope="module")
 def built_site(repo, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
+    # as `make site` does: mkdocs.yml inherits the navigation file that `opslabs render` writes
+    rendered = subprocess.run([str(Path(sys.executable).parent / "opslabs"), "render"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
     proc = subprocess.run([*MKDOCS, "build", "--strict", "--site-dir", str(out)], cwd=repo, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
@@ -43,7 +47,8 @@ def test_search_index_and_tags_page_exist(built_site):
 
 def small_project(repo: Path, root: Path, area_yaml: str) -> Path:
     shutil.copy(repo / "mkdocs.yml", root / "mkdocs.yml")
-    shutil.copytree(repo / "docs", root / "docs", ignore=shutil.ignore_patterns("index.md", "labs.md", ".opslabs-pages"))
+    shutil.copytree(repo / "docs", root / "docs", ignore=shutil.ignore_patterns("index.md", "labs.md", ".opslabs-pages", NAV_FILE))
+    (root / "docs" / NAV_FILE).write_text("nav: []\n")  # a render happened; MkDocs takes the nav from mkdocs.yml and the plugin
     for folder in [p for p in (root / "docs").iterdir() if p.is_dir() and p.name != "assets"]:
         shutil.rmtree(folder)  # pages rendered from the repository's own labs
     area = root / "labs" / "web"
