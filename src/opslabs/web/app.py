@@ -69,10 +69,10 @@ def message_of(err: Exception) -> str:
 def create_app(service: Workshop, secure_cookie: bool = False) -> Starlette:
     terminals: set[terminal.PtyProcess] = set()
 
-    def learner_id(conn) -> str:
-        found = conn.session.get("learner")
-        service.learner(found)  # refused unless this learner exists (a cookie from another workshop)
-        return found
+    async def learner_id(conn) -> str:
+        """The session's learner; refused unless they exist here (a cookie of another workshop).
+        In a thread, as every database call: the event loop never waits for SQLite's lock."""
+        return (await run_in_threadpool(service.learner, conn.session.get("learner"))).id
 
     async def call(fn, *args):
         """Run a blocking service call in a thread; refusals and failures become JSON with a status."""
@@ -89,7 +89,7 @@ def create_app(service: Workshop, secure_cookie: bool = False) -> Starlette:
             if request.method == "POST" and request.headers.get(API_HEADER) != "1":
                 return _error_json(403, f"missing the {API_HEADER} header: requests come from the workshop's own pages")
             try:
-                learner = learner_id(request)
+                learner = await learner_id(request)
             except WebError as err:
                 return _error_json(401, str(err))
             return await handler(request, learner)
@@ -158,7 +158,7 @@ def create_app(service: Workshop, secure_cookie: bool = False) -> Starlette:
         if origin and urlsplit(origin).netloc != ws.headers.get("host"):
             return await refuse(4403, "this terminal opens only from the workshop's own pages")
         try:
-            learner = learner_id(ws)
+            learner = await learner_id(ws)
             container, engine_url = await run_in_threadpool(service.terminal, learner, lab, host)
         except WebError as err:
             return await refuse(4000 + (401 if isinstance(err, Forbidden) else err.status), str(err))
@@ -238,7 +238,7 @@ def create_app(service: Workshop, secure_cookie: bool = False) -> Starlette:
         lab, host, path = request.path_params["lab"], request.path_params["host"], request.path_params["path"]
         port = request.path_params["port"]
         try:
-            learner = learner_id(request)
+            learner = await learner_id(request)
             container, engine_url = await run_in_threadpool(service.terminal, learner, lab, host)
         except WebError as err:
             status = 401 if isinstance(err, Forbidden) else err.status

@@ -302,15 +302,19 @@ class Workshop:
 
     def reap_idle(self, now: float | None = None) -> list[LearnerLab]:
         """Stop labs idle past the limit (progress kept); the learner's page says why."""
-        now = now or time.time()
+        minutes = self.settings.idle / 60
+        idle = f"{minutes:g} minute{'s' if minutes != 1 else ''}" if minutes >= 1 else f"{self.settings.idle:g} seconds"
+        note = f"Your lab was stopped after {idle} without activity. Your progress is kept: Start recreates it at your step."
         reaped = []
         for row in self.state.labs(status="running"):
-            if now - row.last_active > self.settings.idle:
-                minutes = self.settings.idle / 60
-                idle = f"{minutes:g} minute{'s' if minutes != 1 else ''}" if minutes >= 1 else f"{self.settings.idle:g} seconds"
-                self.stop(row.learner, row.lab, f"Your lab was stopped after {idle} without activity. "
-                          "Your progress is kept: Start recreates it at your step.")
-                reaped.append(row)
+            if (now or time.time()) - row.last_active <= self.settings.idle:
+                continue
+            with self._lock(row.learner):
+                again = self.state.lab(row.learner, row.lab)  # the learner may have typed meanwhile
+                if again is None or not again.running or (now or time.time()) - again.last_active <= self.settings.idle:
+                    continue
+                self._stop(again, note)
+            reaped.append(again)
         return reaped
 
     def remove_all(self, note: str) -> tuple[list[str], list[str]]:

@@ -80,6 +80,7 @@ def clean_name(name: str) -> str:
 class WebState:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._ready = False
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -90,7 +91,11 @@ class WebState:
             raise UserError(f"cannot open the workshop state {self.path}: {err}") from None
         try:
             db.execute("PRAGMA foreign_keys = ON")
-            db.executescript(SCHEMA)
+            if not self._ready:
+                # Readers go on while one request writes (the room's pages poll while checks record).
+                db.execute("PRAGMA journal_mode = WAL")
+                db.executescript(SCHEMA)
+                self._ready = True
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
