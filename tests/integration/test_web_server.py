@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))  # the server helper, shared with the browser tests
-from workshop_server import Client, Server, workshop_leftovers  # noqa: E402
+from workshop_server import Client, Server, free_port, workshop_leftovers  # noqa: E402
 
 pytestmark = pytest.mark.docker
 
@@ -130,3 +130,23 @@ def test_a_lab_removed_behind_the_servers_back_comes_back_and_stopping_the_serve
     assert workshop_leftovers(server.workshop_id) == ([], [])
     server.start()
     assert state(ada)["status"] == "stopped" and "The workshop server stopped" in state(ada)["note"]
+
+
+def test_a_second_server_on_the_same_state_or_port_is_refused_and_touches_nothing(server):
+    import os
+    import subprocess
+
+    ada = Client(server)
+    ada.join("Ada")
+    assert ada.api("POST", f"/api/lab/{LAB}/start")[0] == 200
+    running = workshop_leftovers(server.workshop_id)
+    command = [sys.executable, "-m", "opslabs", "--labs", str(Path(__file__).parent / "fixtures" / "labs"), "workshop", "serve"]
+    env = {**os.environ, "OPSLABS_STATE_DIR": str(server.state_dir)}
+    same_state = subprocess.run([*command, "--port", str(free_port())], capture_output=True, text=True, timeout=120, env=env)
+    assert same_state.returncode == 1
+    assert f"another workshop server (pid {server.proc.pid}) uses {server.state_dir / 'workshop.db'}" in same_state.stderr
+    same_port = subprocess.run([*command, "--port", str(server.port)], capture_output=True, text=True, timeout=120,
+                               env={**env, "OPSLABS_STATE_DIR": str(server.state_dir / "other")})
+    assert same_port.returncode == 1 and "cannot listen on 127.0.0.1:" in same_port.stderr and "Address already in use" in same_port.stderr
+    assert "Traceback" not in same_state.stderr + same_port.stderr
+    assert workshop_leftovers(server.workshop_id) == running and state(ada)["status"] == "running"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import socket
 from pathlib import Path
 
 from opslabs import engine
@@ -29,7 +32,10 @@ def serve(catalog: Catalog, host: str, port: int, settings: Settings, state_path
         raise UserError(f"the terminal's browser files are missing ({', '.join(missing)} in {Path(__file__).parent / 'static' / 'vendor'}): "
                         "run `python scripts/vendor-frontend.py` (make dev does)")
     engine.ensure_engine()
-    service = Workshop(catalog, state_path or default_state_path(), settings)
+    state_path = Path(state_path or default_state_path())
+    lock = _lock_state(state_path)  # a second server on the same state would remove this one's labs at start
+    sock = _listen(host, port)  # before anything is started: a port in use changes nothing
+    service = Workshop(catalog, state_path, settings)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     url = f"http://{shown}:{port}"
     idle = f"{settings.idle / 60:g} min" if settings.idle >= 60 else f"{settings.idle:g} s"
@@ -46,9 +52,42 @@ def serve(catalog: Catalog, host: str, port: int, settings: Settings, state_path
                             timeout_graceful_shutdown=5, proxy_headers=False)
     server = uvicorn.Server(config)
     try:
-        server.run()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down (the labs are removed by then)
         pass
-    if not server.started:
-        raise UserError(f"the workshop server could not listen on {host}:{port} (in use, or not an address of this machine)")
+    finally:
+        sock.close()
+        lock.close()
     say("opslabs workshop: stopped; every lab's containers are removed, progress is kept.")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        raise UserError(f"the workshop server cannot listen on {host}:{port}: {err.strerror} "
+                        "(another server there? pick another --port)") from None
+    return sock
+
+
+def _lock_state(state_path: Path):
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(state_path.with_name(state_path.name + ".lock"), "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise UserError(f"another workshop server ({holder}) uses {state_path}; stop it first, "
+                        "or give this one its own --state") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}")
+    lock.flush()
+    return lock
