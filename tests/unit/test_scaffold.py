@@ -134,3 +134,16 @@ def test_action_majors_are_the_ones_labs_versions_yaml_names():
              if action in known and known[action] != major]
     assert not stale, stale
     assert {action for action, _ in used} - set(known) <= {"actions/download-artifact"}
+
+
+def test_this_repository_and_the_scaffold_offer_the_same_make_targets_for_ci_and_the_readme():
+    """The workflow and the Jenkinsfile call these targets, in both repositories."""
+    def targets(makefile: Path) -> set[str]:
+        return set(re.findall(r"^([a-z][a-z-]*):", makefile.read_text(), re.M))
+
+    needed = {"serve", "test", "site", "validate", "verify", "verify-changed", "merge-results"}
+    assert needed <= targets(ROOT / "Makefile"), needed - targets(ROOT / "Makefile")
+    assert needed <= targets(new.FILES / "Makefile"), needed - targets(new.FILES / "Makefile")
+    for makefile in (ROOT / "Makefile", new.FILES / "Makefile"):
+        text = makefile.read_text()
+        assert "$(if $(SHARD),--shard $(SHARD))" in text and "--changed" in text and "127.0.0.1:$(PORT)" in text
