@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -136,6 +137,16 @@ def test_make_test_verifies_the_example_lab(demo):
     results = json.loads((demo / ".opslabs" / "results.json").read_text())
     assert [(r["id"], r["status"]) for r in results["labs"]] == [("archive-old-logs", "passed")]
     assert (demo / "site" / "runbooks" / "archive-old-logs" / "lab" / "index.html").exists()
+
+
+def test_zensical_builds_the_demo_with_its_area_navigation(demo, tmp_path):
+    """The scaffold follows this repository's layout: `opslabs render` (run by make) wrote the
+    navigation that Zensical, which runs no plugins, reads through mkdocs.yml's INHERIT."""
+    copy = tmp_path / "demo"
+    shutil.copytree(demo, copy, ignore=shutil.ignore_patterns(".venv", "site"))
+    run([str(BIN / "zensical"), "build"], copy, 300, "zensical build (demo)")
+    home = (copy / "site" / "index.html").read_text()
+    assert 'href="./runbooks/archive-old-logs/lab/"' in home
 
 
 @pytest.fixture(scope="module")
