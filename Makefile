@@ -17,7 +17,7 @@ help:
 	@echo "make site    render and build the site into site/ (strict)"
 	@echo "make test    the whole test suite: unit, site, integration, browser and every lab"
 	@echo "make verify  run every lab in fresh containers and write .opslabs/results.json"
-	@echo "make bench   benchmarks (rendering, lab runner)"
+	@echo "make bench   benchmarks (rendering, lab runner, browser workshop)"
 
 $(STAMP): pyproject.toml setup.py requirements.lock frontend/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || bash scripts/ensure-python-venv.sh $(PYTHON) $(VENV)
@@ -104,6 +104,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/opslabs engine ensure
 	$(BIN)/opslabs images ensure
 	$(BIN)/python benchmarks/runner_bench.py
+	$(BIN)/python benchmarks/workshop_bench.py
 
 gc: $(STAMP)
 	$(BIN)/opslabs gc
