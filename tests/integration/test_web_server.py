@@ -30,6 +30,18 @@ def server(tmp_path):
         srv.cleanup()
 
 
+@pytest.fixture
+def calm_server(tmp_path):
+    """No short idle limit: for tests whose waits would let the reaper in."""
+    srv = Server(tmp_path)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.cleanup()
+
+
 def state(client: Client) -> dict:
     status, body = client.api("GET", f"/api/lab/{LAB}")
     assert status == 200, body
@@ -132,9 +144,11 @@ def test_a_lab_removed_behind_the_servers_back_comes_back_and_stopping_the_serve
     assert state(ada)["status"] == "stopped" and "The workshop server stopped" in state(ada)["note"]
 
 
-def test_a_second_server_on_the_same_state_or_port_is_refused_and_touches_nothing(server):
+def test_a_second_server_on_the_same_state_or_port_is_refused_and_touches_nothing(calm_server):
     import os
     import subprocess
+
+    server = calm_server
 
     ada = Client(server)
     ada.join("Ada")
