@@ -793,6 +793,43 @@ def workshop_serve(ctx: click.Context, host: str, port: int, seats: int, idle: s
     serve(_catalog(ctx, policy), host, port, settings, state_path, secure_cookie=secure_cookie)
 
 
+@workshop_group.command("manifests")
+@click.argument("lab")
+@click.option("--registry", required=True, metavar="REGISTRY/PATH",
+              help="Where the cluster pulls the labs' setup images from, e.g. registry.example.org/opslabs.")
+@click.option("--run-id", default="0000", show_default=True, help="The lab run this namespace is for (one per learner).")
+@click.option("--owner", default="", help="The learner, as a label on the namespace.")
+@click.option("--online", is_flag=True, help="Let the hosts reach the internet (a step that teaches installing).")
+@policy_options
+@click.pass_context
+def workshop_manifests(ctx: click.Context, lab: str, registry: str, run_id: str, owner: str, online: bool, policy) -> None:
+    """Print one learner's lab as Kubernetes objects (YAML for `kubectl apply -f -`): a
+    namespace with a NetworkPolicy, a pod and a headless service per host, a resource quota.
+    The setup images are this machine's cache; the comments say how to push them.
+
+    \b
+    Example:
+      opslabs workshop manifests nginx-load-balancer --registry registry.example.org/opslabs --run-id ada01
+    """
+    import yaml
+
+    from opslabs import engine, images
+    from opslabs.web.kubernetes import lab_manifests
+
+    entry = _lab(ctx, lab, policy)
+    engine.ensure_engine()
+    local: dict[str, str] = {}
+    for name, host in entry.task.lab.hosts.items():
+        images.ensure_image(host.image)
+        local[name] = f"{images.CACHE_REPOSITORY}:{images.setup_key(host)}" if host.setup or host.files else host.image
+    pushed = {name: f"{registry.rstrip('/')}/{image}" for name, image in local.items()}
+    for tag, image in sorted(set(zip(local.values(), pushed.values()))):
+        build = "" if engine.image_exists(tag) else f"opslabs prepare {entry.id} && "
+        click.echo(f"# {build}docker tag {tag} {image} && docker push {image}")
+    objects = lab_manifests(entry, run_id, pushed, owner=owner, online=online)
+    click.echo(yaml.safe_dump_all(objects, sort_keys=False), nl=False)
+
+
 @main.command("new")
 @click.argument("directory", required=False, default=".", type=click.Path(path_type=Path))
 @click.option("--install-from", "install_from", metavar="SPEC", default=None,
