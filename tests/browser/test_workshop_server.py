@@ -322,3 +322,10 @@ def test_a_restart_keeps_both_learners_progress_and_recreates_the_lab_at_its_ste
     room = trainer(contexts, server)  # the trainer's cookie outlives the restart too
     room_row(room, "Grace Hopper").get_by_role("cell", name="step 2 of 4").wait_for()
     room_row(room, "Ada Lovelace").get_by_role("cell", name="step 3 of 4").wait_for()
+    # The trainer stops Ada's lab from the room; her open page says so and offers to continue.
+    room.get_by_role("button", name="Stop Ada Lovelace's lab").click()
+    room.locator("#trainer-status", has_text="Ada Lovelace's lab gitflow-release: stopped.").wait_for()
+    ada.locator("#lab-status", has_text="Your trainer stopped this lab. Your progress is kept").wait_for()
+    expect(ada.get_by_role("button", name="Continue at step 3")).to_be_visible()
+    room_row(room, "Ada Lovelace").get_by_role("cell", name="stopped", exact=True).wait_for()
+    assert workshop_leftovers(server.workshop_id) == ([], [])  # hers was the only lab running
