@@ -70,6 +70,11 @@ def read_until(ws, text: str, timeout: float = 20) -> tuple[str, list[dict]]:
 
 def test_seats_the_trainers_stop_and_reset_and_the_idle_reaper(server):
     ada, grace, room = Client(server), Client(server), Client(server)
+    status, page = ada.request("POST", "/join", form={"name": "Ada", "code": "0000-0000"})
+    assert status == 403 and "that is not this workshop&#39;s code: ask your trainer for it" in page
+    status, page = ada.request("POST", "/join", form={"name": "A" * 61, "code": server.code})
+    assert status == 400 and "a name has at most 60 characters" in page and "Traceback" not in page
+    assert ada.api("GET", f"/api/lab/{LAB}") == (401, {"error": "join the workshop first (your name and the workshop code)"})
     ada.join("Ada")
     grace.join("Grace")
     assert ada.api("POST", f"/api/lab/{LAB}/start")[0] == 200

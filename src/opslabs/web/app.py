@@ -112,8 +112,8 @@ def create_app(service: Workshop, secure_cookie: bool = False) -> Starlette:
         name, code = str(form.get("name", "")), str(form.get("code", ""))
         try:
             learner = await run_in_threadpool(service.join, name, code)
-        except WebError as err:
-            return _html(page("join.html", error=str(err), name=name[:60]), status=err.status)
+        except UserError as err:  # a wrong code (403), a name that is empty or too long (400)
+            return _html(page("join.html", error=str(err), name=name[:60]), status=getattr(err, "status", 400))
         request.session.clear()
         request.session["learner"] = learner.id
         return RedirectResponse("/", status_code=303)
@@ -250,6 +250,18 @@ def create_app(service: Workshop, secure_cookie: bool = False) -> Starlette:
         return await proxy.forward(request, engine_url or None, container, port, "/" + path, prefix,
                                    host=host, drop_cookies=[COOKIE])
 
+    async def open_port(request: Request):
+        """The lab page's "Open web page" form (it works without script): on to the proxy path."""
+        lab, host, port = request.path_params["lab"], request.query_params.get("host", ""), request.query_params.get("port", "")
+        try:
+            entry = service.entry(lab)
+        except WebError as err:
+            return _html(page("error.html", title="No such lab", message=str(err)), status=err.status)
+        if host not in entry.task.lab.hosts or not port.isdigit() or not 1 <= int(port) <= 65535:
+            return _html(page("error.html", title="Bad request", message=f"expected a host of lab {lab} "
+                              f"({', '.join(entry.task.lab.hosts)}) and a port from 1 to 65535"), status=400)
+        return RedirectResponse(f"/lab/{entry.id}/host/{host}/port/{int(port)}/", status_code=303)
+
     # --- the trainer ---
 
     def is_trainer(request: Request) -> bool:
@@ -319,6 +331,7 @@ def create_app(service: Workshop, secure_cookie: bool = False) -> Starlette:
         Route("/join", join, methods=["POST"]),
         Route("/leave", leave, methods=["POST"]),
         Route("/lab/{lab}", lab_page),
+        Route("/lab/{lab}/open-port", open_port),
         Route("/lab/{lab}/host/{host}/port/{port:int}/{path:path}", port_proxy,
               methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/api/lab/{lab}", api(lab_state)),
