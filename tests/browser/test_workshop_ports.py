@@ -44,6 +44,17 @@ def test_the_nginx_page_loads_in_the_learners_context_and_not_in_anothers(server
         started = ada.request.post(f"{server.url}/api/lab/{LAB}/start", headers={"X-Opslabs": "1"}, timeout=300000)
         assert started.status == 200, started.text()
 
+        # The lab page's form opens the host's web page in a new tab, in Ada's browser context.
+        ada.goto(f"{server.url}/lab/{LAB}")
+        ada.get_by_label("Host", exact=True).select_option("lb")
+        ada.get_by_label("Port", exact=True).fill("80")
+        with ada_context.expect_page() as opened:
+            ada.get_by_role("button", name="Open web page").click()
+        tab = opened.value
+        tab.get_by_role("heading", name="Welcome to nginx!").wait_for(timeout=30000)
+        assert tab.url == server.url + PAGE
+        tab.close()
+
         answer = ada.goto(server.url + PAGE)
         assert answer.status == 200
         assert ada.get_by_role("heading", name="Welcome to nginx!").is_visible()
@@ -74,6 +85,8 @@ def test_the_nginx_page_loads_in_the_learners_context_and_not_in_anothers(server
         # A host that is not the lab's is refused by name.
         other = ada.goto(f"{server.url}/lab/{LAB}/host/db/port/80/")
         assert other.status == 404 and "has no host 'db'" in ada.content()
+        bad = ada.goto(f"{server.url}/lab/{LAB}/open-port?host=lb&port=99999")
+        assert bad.status == 400 and "a port from 1 to 65535" in ada.content()
     finally:
         ada_context.close()
         grace_context.close()
