@@ -135,6 +135,9 @@ def test_a_lab_removed_behind_the_servers_back_comes_back_and_stopping_the_serve
     assert ada.api("POST", f"/api/lab/{LAB}/solve")[0] == 200
     containers, networks = workshop_leftovers(server.workshop_id)
     assert len(containers) == 1 and len(networks) == 1
+    limits = subprocess.run(["docker", "inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{len .Mounts}}",
+                             containers[0]], check=True, capture_output=True, text=True).stdout.split()
+    assert limits == [str(768 * 1024 * 1024), "2048", "0"]  # the lab's limits, as `opslabs start` sets them; nothing mounted
     subprocess.run(["docker", "rm", "--force", containers[0]], check=True, capture_output=True)
     status, refused = ada.api("POST", f"/api/lab/{LAB}/check")
     assert status == 409 and refused["error"].startswith("Your lab's machines were removed or stopped outside the workshop.")
