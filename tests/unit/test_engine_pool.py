@@ -126,3 +126,19 @@ def test_ask_reports_the_docker_clis_words(monkeypatch):
 
     monkeypatch.setattr(engines.subprocess, "run", slow)
     assert engines.ask("ssh://ops@b2", timeout=20) == "no answer within 20 s"
+
+
+def test_an_engine_out_of_room_is_skipped_for_a_while_and_said_so():
+    clock = [100.0]
+    reports: list[str] = []
+    pool = EnginePool([Engine("unix:///e0.sock", 5), Engine("unix:///e1.sock", 1)], probe=lambda url: "",
+                      report=reports.append, clock=lambda: clock[0])
+    pool.mark_full("unix:///e0.sock", "no address range left for another lab network")
+    assert reports == ["engine unix:///e0.sock has no room for another lab (no address range left for another lab network); "
+                       "new labs go to the other engines"]
+    assert pool.acquire().url == "unix:///e1.sock"  # e0 has more free seats, but no room
+    with pytest.raises(NoSeat, match=r"out of room: unix:///e0.sock \(no address range left"):
+        pool.acquire()
+    assert pool.status()[0]["problem"] == "no address range left for another lab network"
+    clock[0] += engines.FULL_FOR
+    assert pool.acquire().url == "unix:///e0.sock"  # tried again later: labs may have ended there

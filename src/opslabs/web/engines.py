@@ -25,6 +25,7 @@ from opslabs.errors import OpslabsError, UserError
 
 ANSWER_TIMEOUT = 20.0  # seconds for `docker info`; an ssh engine needs a connection first
 FRESH_FOR = 15.0  # an engine that answered this recently is not asked again before placing a lab
+FULL_FOR = 120.0  # an engine that refused a lab for want of room (no network address left) is skipped this long
 FORMS = "unix:///PATH, ssh://[USER@]HOST[:PORT] or tcp://HOST:PORT"
 
 
@@ -39,6 +40,8 @@ class Engine:
     used: int = 0
     problem: str = ""  # why it did not answer when last asked; "" when it did
     answered_at: float | None = None  # time.monotonic() of its last answer
+    full: str = ""  # why it refused the last lab for want of room; "" when it did not
+    full_until: float = 0.0  # time.monotonic() until which it gets no new lab
 
     @property
     def free(self) -> int:
@@ -145,20 +148,34 @@ class EnginePool:
             order = sorted(range(len(self.engines)), key=lambda i: (-self.engines[i].free, i))
             for i in order:
                 one = self.engines[i]
-                if one.free > 0 and self._answers(one):
+                if one.full and self._clock() >= one.full_until:
+                    one.full = ""  # try it again: labs may have ended there meanwhile
+                if one.free > 0 and not one.full and self._answers(one):
                     one.used += 1
                     return one
             raise NoSeat(self._why_no_seat())
 
     def _why_no_seat(self) -> str:
         full = [one for one in self.engines if one.free <= 0]
-        down = [one for one in self.engines if one.free > 0 and one.problem]
+        down = [one for one in self.engines if one.free > 0 and one.problem and not one.full]
+        no_room = [one for one in self.engines if one.free > 0 and one.full]
         parts = []
         if full:
             parts.append(f"{sum(one.seats for one in full)} seats taken on " + ", ".join(one.name for one in full))
         if down:
             parts.append("not answering: " + "; ".join(f"{one.name} ({one.problem})" for one in down))
+        if no_room:
+            parts.append("out of room: " + "; ".join(f"{one.name} ({one.full})" for one in no_room))
         return "no free seat for a new lab: " + "; ".join(parts) + ". Ask the trainer."
+
+    def mark_full(self, url: str | None, reason: str) -> None:
+        """The engine refused a lab for want of room (e.g. no network address range left): new labs
+        go elsewhere for a while (FULL_FOR), and the trainer's page says why."""
+        with self._lock:
+            one = self.get(url)
+            if reason != one.full:
+                self._report(f"engine {one.name} has no room for another lab ({reason}); new labs go to the other engines")
+            one.full, one.full_until = reason, self._clock() + FULL_FOR
 
     def occupy(self, url: str | None) -> Engine:
         """Count a lab that already runs there (a restarted server finds it), even past the seats."""
@@ -176,7 +193,7 @@ class EnginePool:
         """For the trainer's page: each engine's seats, use and problem."""
         with self._lock:
             return [{"engine": one.name, "url": one.url, "seats": one.seats, "used": one.used, "free": max(0, one.free),
-                     "problem": one.problem} for one in self.engines]
+                     "problem": one.problem or one.full} for one in self.engines]
 
 
 def copy_image(image: str, source: str | None, target: str | None, timeout: float = 900) -> None:

@@ -201,6 +201,8 @@ class Workshop:
                 with self.on_engine(url):
                     workshop.start(entry, say, store=self.progress, owner=self.owner(learner_id), run_id=row.run_id)
             except BaseException as err:
+                if isinstance(err, engine.NoAddressPool):  # that engine is out of networks: the next Start goes elsewhere
+                    self.pool.mark_full(url or None, str(err).split(". ")[0])
                 self.state.set_status(learner_id, lab_id, "stopped", note=f"Starting the lab failed: {err}")
                 try:
                     with self.on_engine(url):
