@@ -301,6 +301,27 @@ def test_bad_input_gets_a_clear_error_and_closes_nothing_else(server, contexts):
     wait_terminal(page, "after-4")
 
 
+def test_a_lab_with_three_hosts_has_a_terminal_per_host_behind_keyboard_tabs(server, contexts):
+    page = contexts("linus").new_page()
+    join(page, server, "Linus")
+    page.goto(f"{server.url}/lab/nginx-load-balancer")
+    page.get_by_role("button", name="Start lab").click()
+    wait_terminal(page, "#", host="lb", timeout=180000)
+    assert [t.inner_text() for t in page.get_by_role("tab").all()] == ["lb", "web1", "web2"]
+    page.get_by_role("tab", name="web2").click()
+    wait_terminal(page, "#", host="web2")
+    type_in_terminal(page, "hostname; echo on-$((1+1))", host="web2")
+    wait_terminal(page, "on-2", host="web2")
+    assert "\nweb2\n" in terminal_text(page, "web2")
+    expect(page.locator("#term-lb")).to_be_hidden()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Shift+Tab")  # back out of the terminal, onto its tab
+    assert page.evaluate("document.activeElement.getAttribute('role')") == "tab"
+    page.keyboard.press("Home")  # the tab pattern's keys
+    expect(page.get_by_role("tab", name="lb")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#term-lb")).to_be_visible()
+
+
 def test_a_restart_keeps_both_learners_progress_and_recreates_the_lab_at_its_step(server, contexts):
     output = server.restart()
     assert "every lab's containers are removed, progress is kept" in output
