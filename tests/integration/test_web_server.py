@@ -173,3 +173,21 @@ def test_a_second_server_on_the_same_state_or_port_is_refused_and_touches_nothin
     assert same_port.returncode == 1 and "cannot listen on 127.0.0.1:" in same_port.stderr and "Address already in use" in same_port.stderr
     assert "Traceback" not in same_state.stderr + same_port.stderr
     assert workshop_leftovers(server.workshop_id) == running and state(ada)["status"] == "running"
+
+
+def test_a_killed_servers_labs_are_removed_when_it_starts_again(calm_server):
+    import os
+    import signal
+
+    server = calm_server
+    ada = Client(server)
+    ada.join("Ada")
+    assert ada.api("POST", f"/api/lab/{LAB}/start")[0] == 200
+    os.killpg(server.proc.pid, signal.SIGKILL)  # no shutdown at all
+    server.proc.wait(timeout=30)
+    server.proc = None
+    assert len(workshop_leftovers(server.workshop_id)[0]) == 1  # left behind
+    server.start()
+    assert workshop_leftovers(server.workshop_id) == ([], [])
+    after = state(ada)
+    assert after["status"] == "stopped" and after["note"].startswith("The workshop server restarted.")
