@@ -290,6 +290,11 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     except UserError as err:  # every lab is then skipped with this reason, never passed
         click.secho(f"warning: {err}", fg="yellow", err=True)
     block_problems = _check_blocks(catalog, {t.path for t in chosen} if labs else None)
+    if jobs > 1:  # the long labs start first, the short ones fill the gaps at the end
+        from opslabs.store import plan
+
+        order = plan.longest_first([t.id for t in chosen], read_results(results))
+        chosen = sorted(chosen, key=lambda t: order.index(t.id))
     args = [str(t.path) for t in chosen]
     args += ["--opslabs-labs", str(ctx.obj), "--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
              "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short", *policy.pytest_args()]
@@ -726,32 +731,6 @@ def prepare(ctx: click.Context, labs: tuple[str, ...], policy) -> None:
             workshop.prepare([entry], _say if not board.live else (lambda message, lab=entry.id: board.detail(lab, message)))
             board.finish(entry.id, "ready")
     click.secho(f"Ready: {len(entries)} lab(s) start from the local cache, without a network.", fg="green")
-
-
-@main.command("new")
-@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path))
-@click.option("--install-from", "install_from", metavar="SPEC", default=None,
-              help="Where the new repository installs opslabs from: a wheel, a source folder, a URL or a package spec "
-                   "[default: the wheel or source this opslabs was installed from].")
-def new(directory: Path, install_from: str | None) -> None:
-    """Start a content repository in DIRECTORY (new or empty): site configuration, an example
-    area with a guide and a lab, CI for GitHub Actions and Jenkins, a pre-commit hook, a Makefile.
-
-    \b
-    Examples:
-      opslabs new runbooks && cd runbooks && make serve
-      opslabs new runbooks --install-from https://example.org/opslabs-0.1.0-py3-none-any.whl
-    """
-    from opslabs.scaffold.new import create
-
-    created = create(directory, install_from)
-    for path in created.files:
-        click.echo(f"  wrote {created.root / path}")
-    click.echo(f"opslabs installs from: {created.install_spec} (requirements.txt)")
-    if created.install_spec.startswith("/"):
-        click.secho("note: a path on this machine: CI runners cannot reach it; record a URL or a package spec "
-                    "with --install-from before you push", fg="yellow", err=True)
-    click.echo(f"Next: cd {created.root} && make serve   (make test verifies the example lab)")
 
 
 # --- the browser workshop ---------------------------------------------------

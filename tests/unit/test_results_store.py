@@ -172,6 +172,27 @@ def test_shards_are_balanced_by_recorded_duration():
     assert abs(naive[0] - naive[1]) > abs(halves[0] - halves[1])  # better than dealing the labs out
 
 
+def makespan(order, seconds, workers=2):
+    """Wall time when each free worker takes the next lab in the order (how -j runs them)."""
+    free = [0.0] * workers
+    for lab in order:
+        free[free.index(min(free))] += seconds[lab]
+    return max(free)
+
+
+def test_parallel_runs_start_the_longest_labs_first():
+    labs = sorted(RECORDED) + ["new-lab"]
+    order = plan.longest_first(labs, RECORDED)
+    seconds = plan.durations(labs, RECORDED)
+    assert [seconds[lab] for lab in order] == sorted(seconds.values(), reverse=True)
+    assert plan.longest_first(["b", "a"], {"a": {"duration": 5}, "b": {"duration": 5}}) == ["a", "b"]
+    # when the catalog lists the 350 s lab last, it runs alone while the other worker idles
+    longest = order[0]
+    catalog = [lab for lab in labs if lab != longest] + [longest]
+    assert makespan(order, seconds) <= sum(seconds.values()) / 2 + 1
+    assert makespan(order, seconds) < makespan(catalog, seconds) - 100
+
+
 def test_a_lab_without_a_recorded_duration_counts_as_the_median():
     seconds = plan.durations(["a", "b", "c", "new"], {"a": {"duration": 10}, "b": {"duration": 30}, "c": {"duration": 200},
                                                     "new": {"duration": None}})

@@ -66,3 +66,10 @@ def shard(lab_ids: Iterable[str], results: Mapping[str, Record], k: int, n: int)
     lab_ids = list(lab_ids)
     mine = set(shards(durations(lab_ids, results), n)[k - 1])
     return [lab for lab in lab_ids if lab in mine]
+
+
+def longest_first(lab_ids: Iterable[str], results: Mapping[str, Record]) -> list[str]:
+    """The labs by recorded duration, longest first (ties by id): run in parallel in that order,
+    the long labs start early and the short ones fill the gaps at the end."""
+    seconds = durations(lab_ids, results)
+    return sorted(seconds, key=lambda lab: (-seconds[lab], lab))
