@@ -107,7 +107,7 @@ async def relay(engine_url: str | None, container: str, port: int, method: str, 
         await _end(proc, stderr_task)
         raise RelayError(504, f"port {port} on {host} gave no answer within {HEAD_TIMEOUT:.0f} s") from None
     except (RelayError, h11.RemoteProtocolError) as err:
-        code = await _end(proc, stderr_task)
+        code = await _end(proc, stderr_task, grace=5.0)  # its exit status says why: let it exit on its own
         said = (stderr_task.result() if stderr_task.done() and not stderr_task.cancelled() else b"").decode("utf-8", "replace").strip()
         raise _unreachable(code, said, port, host, err) from None
     headers_out = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in response.headers]
@@ -145,8 +145,11 @@ async def _body(proc: asyncio.subprocess.Process, parser: h11.Connection, stderr
         await _end(proc, stderr_task)
 
 
-async def _end(proc: asyncio.subprocess.Process, stderr_task: asyncio.Future) -> int | None:
-    """Stop the exec (if it still runs) and reap it; its exit status."""
+async def _end(proc: asyncio.subprocess.Process, stderr_task: asyncio.Future, grace: float = 0.0) -> int | None:
+    """Stop the exec (if it still runs after `grace` seconds) and reap it; its exit status."""
+    if proc.returncode is None and grace:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(proc.wait(), grace)
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -160,7 +163,7 @@ async def _end(proc: asyncio.subprocess.Process, stderr_task: asyncio.Future) ->
 
 
 def _unreachable(code: int | None, said: str, port: int, host: str, err: Exception) -> RelayError:
-    if code == 111:
+    if code == 111 or "Connection refused" in said:
         return RelayError(502, f"nothing listens on port {port} of host {host} (connection refused); start the service first")
     if code == 112:
         return RelayError(502, f"host {host} has no bash, which the port relay needs")
