@@ -104,6 +104,26 @@ def test_search_results_have_no_wcag_violations(palette_page, site_url, axe_scri
     assert result["violations"] == [], f"search results, {scheme} palette:\n{describe(result['violations'])}"
 
 
+NARROW_PAGES = ["home", "area", "lab", "verification", "hand-written page"]
+
+
+@pytest.fixture(scope="module")
+def narrow_page(browser):
+    """A phone-sized window, 320 CSS pixels wide (the width WCAG 1.4.10 asks content to reflow to)."""
+    context = browser.new_context(viewport={"width": 320, "height": 700})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.mark.parametrize("kind", NARROW_PAGES)
+def test_page_type_on_a_narrow_screen_has_no_wcag_violations(narrow_page, kind, site_url, axe_script):
+    open_in_palette(narrow_page, site_url + PAGES[kind], "light")
+    open_every_fold(narrow_page)
+    result = run_axe(narrow_page, axe_script)
+    assert result["violations"] == [], f"{kind} page, 320 px wide:\n{describe(result['violations'])}"
+
+
 def test_the_check_fails_on_a_violation(page, site_url, axe_script):
     """The harness can fail: an unlabelled checkbox and grey-on-white text are reported."""
     page.goto(site_url + "/")
