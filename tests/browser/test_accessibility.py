@@ -104,6 +104,20 @@ def test_search_results_have_no_wcag_violations(palette_page, site_url, axe_scri
     assert result["violations"] == [], f"search results, {scheme} palette:\n{describe(result['violations'])}"
 
 
+def test_hovered_buttons_and_links_keep_their_contrast(palette_page, site_url, axe_script):
+    """Hover turns buttons and links to the accent colour; axe checks the page as it is, so hover each one."""
+    scheme, page = palette_page
+    open_in_palette(page, site_url + "/", scheme)
+    targets = [".md-typeset .md-button--primary", ".md-typeset .md-button:not(.md-button--primary)",
+               "article p a[href$='verification/']"]
+    page.add_script_tag(path=axe_script)
+    for selector in targets:
+        page.hover(selector)
+        page.wait_for_timeout(300)  # Material's colour transition
+        result = page.evaluate("s => axe.run(s, {runOnly: ['color-contrast'], resultTypes: ['violations']})", selector)
+        assert result["violations"] == [], f"{selector} hovered, {scheme} palette:\n{describe(result['violations'])}"
+
+
 NARROW_PAGES = ["home", "area", "lab", "verification", "hand-written page"]
 
 
