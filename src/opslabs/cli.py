@@ -195,7 +195,7 @@ def render(ctx: click.Context, out: Path, templates: Path, results: Path | None)
       opslabs render --out build/markdown
     """
     from opslabs.render import render as render_pages
-    from opslabs.render import write_pages
+    from opslabs.render import asset_pages, write_pages
     from opslabs.store.results import DEFAULT_RESULTS, publish_results, read_results
 
     from opslabs.blocks.report import read_report, report_path_for
@@ -204,7 +204,7 @@ def render(ctx: click.Context, out: Path, templates: Path, results: Path | None)
 
     catalog = _catalog(ctx)
     pages = render_pages(catalog, templates, read_results(results or DEFAULT_RESULTS), read_report(report_path_for(ctx.obj)))
-    written = write_pages(pages, out)
+    written = write_pages({**pages, **asset_pages()}, out)  # the stylesheet too, for Zensical
     publish_results(results or DEFAULT_RESULTS, out)  # the results travel with the site, whichever generator builds it
     nav_changed = write_navigation(catalog, out)  # for generators that run no plugin (Zensical)
     click.echo(f"{len(pages)} pages rendered into {out}/ ({len(written)} changed), navigation in {out / NAV_FILE}"

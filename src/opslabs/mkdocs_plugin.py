@@ -14,14 +14,11 @@ from opslabs.blocks.report import read_report, report_path_for
 from opslabs.errors import UserError
 from opslabs.load import load_catalog
 from opslabs.navigation import navigation
-from opslabs.render import DEFAULT_TEMPLATES, previously_rendered, render
+from opslabs.render import ASSETS, DEFAULT_TEMPLATES, STYLESHEET, previously_rendered, render
 from opslabs.store.results import DEFAULT_RESULTS, read_results
 from opslabs.theme_patches import patch_environment
 
 
-# Site assets shipped inside the package; a file of the same path under docs/ wins.
-ASSETS = Path(__file__).parent / "assets"
-STYLESHEET = "assets/opslabs.css"
 
 
 class OpslabsConfig(Config):

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from opslabs.catalog import Catalog
-from opslabs.render import page_paths
+from opslabs.render import STYLESHEET, page_paths
 
 NAV_FILE = ".opslabs-nav.yml"  # in the pages folder: MkDocs and Zensical skip dot-files there
 HEAD_TITLES = ("Home", "Labs", "Areas")
@@ -55,7 +55,9 @@ def hand_written(nav: list) -> list:
 
 def navigation_file(catalog: Catalog) -> str:
     """The text of NAV_FILE: the generated head of the navigation as an inheritable config."""
-    return HEADER + yaml.safe_dump({"nav": navigation(catalog)}, sort_keys=False, allow_unicode=True, width=1000)
+    # the stylesheet too: `opslabs render` writes it beside the pages, the plugin adds it for MkDocs
+    config = {"nav": navigation(catalog), "extra_css": [STYLESHEET]}
+    return HEADER + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=1000)
 
 
 def write_navigation(catalog: Catalog, out_dir: Path) -> bool:

@@ -18,6 +18,14 @@ TEMPLATES = {"home": "home.md.j2", "area": "area.md.j2", "guide": "guide.md.j2",
 
 # The package's own templates; a content repository's `macros/` overrides single files.
 DEFAULT_TEMPLATES = Path(__file__).parent / "templates"
+# The package's site assets (the stylesheet), written beside the pages and listed in extra_css.
+ASSETS = Path(__file__).parent / "assets"
+STYLESHEET = "assets/opslabs.css"
+
+
+def asset_pages() -> dict[str, str]:
+    """The package's site assets as {path below docs/: text}, for generators that run no plugin."""
+    return {f"assets/{asset.name}": asset.read_text(encoding="utf-8") for asset in sorted(ASSETS.iterdir())}
 
 
 def template_dirs(overrides: Path | None) -> list[str]:

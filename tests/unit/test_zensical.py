@@ -1,5 +1,6 @@
 """Zensical, which runs no MkDocs plugins, builds the same site as MkDocs from what `opslabs render` wrote."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,14 @@ def test_both_generators_build_the_same_pages(both_sites, catalog):
             assert f"{area.id}/{entry.id}/index.html" in built
             if entry.task.lab:
                 assert f"{area.id}/{entry.id}/lab/index.html" in built
+
+
+def test_both_sites_carry_the_packages_stylesheet(both_sites, repo):
+    # the accessibility fixes live in it: a Zensical site without it failed WCAG contrast
+    expected = (repo / "src" / "opslabs" / "assets" / "opslabs.css").read_text()
+    for site in both_sites:
+        assert (site / "assets" / "opslabs.css").read_text() == expected
+        assert re.search(r'<link rel="stylesheet" href="(\./)?assets/opslabs\.css">', (site / "index.html").read_text())
 
 
 def test_every_page_has_the_same_sidebar_in_both(both_sites):
