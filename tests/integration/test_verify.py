@@ -125,9 +125,11 @@ def _wait_for_containers(run_filter: dict, count: int, timeout: float = 120) -> 
 
 
 def _start_verify(tmp_path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "opslabs", "--labs", str(LABS), "verify", "slow-step",
-                             "--results", str(tmp_path / "r.json")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    # output to a file: nobody reads a pipe here, and a full pipe would block the run we interrupt
+    with open(tmp_path / "verify.log", "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "opslabs", "--labs", str(LABS), "verify", "slow-step",
+                                 "--results", str(tmp_path / "r.json")],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -171,7 +173,12 @@ def test_gc_leaves_live_runs_alone(tmp_path):
         assert len(leftovers({"lab": "slow-step"})[0]) == 2, "gc must not touch a live run"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError("verify did not stop within 60 s of Ctrl-C; its output:\n"
+                                 + (tmp_path / "verify.log").read_text(errors="replace")[-3000:]) from None
     assert leftovers({"lab": "slow-step"}) == ([], [])
 
 
