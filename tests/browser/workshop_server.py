@@ -52,7 +52,9 @@ class Server:
         log = open(self.state_dir / f"server-{len(self.output)}.log", "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "opslabs", "--labs", str(LABS), "workshop", "serve",
                                       "--host", "127.0.0.1", "--port", str(self.port), *self.args],
-                                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                     # stopped with SIGINT: give it the default even when this suite runs in the background
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.log_path = Path(log.name)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -125,11 +125,14 @@ def _wait_for_containers(run_filter: dict, count: int, timeout: float = 120) -> 
 
 
 def _start_verify(tmp_path) -> subprocess.Popen:
-    # output to a file: nobody reads a pipe here, and a full pipe would block the run we interrupt
+    # Output to a file: nobody reads a pipe here. SIGINT back to its default, as in a terminal: a
+    # suite started in the background (`make test &`) ignores SIGINT, the child would inherit that,
+    # and Python then installs no Ctrl-C handler at all (the run went on, in CI).
     with open(tmp_path / "verify.log", "wb") as log:
         return subprocess.Popen([sys.executable, "-m", "opslabs", "--labs", str(LABS), "verify", "slow-step",
                                  "--results", str(tmp_path / "r.json")],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
