@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from opslabs import engine
-from opslabs.errors import UserError
+from opslabs.store.sqlite import transaction
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -37,6 +36,11 @@ CREATE TABLE IF NOT EXISTS workshop_steps (
     PRIMARY KEY (run_id, step)
 );
 """
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        db.executescript(SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
 
 
 def default_path() -> Path:
@@ -66,29 +70,9 @@ class ProgressStore:
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path else default_path()
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Concurrent learner commands wait for each other's write instead of failing.
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except (OSError, sqlite3.Error) as err:
-            raise UserError(f"cannot open the workshop progress store {self.path}: {err} (set OPSLABS_STATE_DIR to a writable folder)") from None
-        try:
-            db.execute("PRAGMA foreign_keys = ON")
-            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                db.executescript(SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as err:
-            raise UserError(f"the workshop progress store {self.path} failed: {err}") from None
-        finally:
-            db.close()
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.path, "the workshop progress store", _prepare,
+                           hint=" (set OPSLABS_STATE_DIR to a writable folder)")
 
     def begin(self, run_id: str, lab: str) -> None:
         with self._db() as db:

@@ -11,12 +11,12 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from opslabs.errors import UserError
+from opslabs.store.sqlite import transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_settings (
@@ -82,31 +82,15 @@ class WebState:
         self.path = Path(path)
         self._ready = False
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except (OSError, sqlite3.Error) as err:
-            raise UserError(f"cannot open the workshop state {self.path}: {err}") from None
-        try:
-            db.execute("PRAGMA foreign_keys = ON")
-            if not self._ready:
-                # Readers go on while one request writes (the room's pages poll while checks record).
-                db.execute("PRAGMA journal_mode = WAL")
-                db.executescript(SCHEMA)
-                self._ready = True
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as err:
-            raise UserError(f"the workshop state {self.path} failed: {err}") from None
-        finally:
-            db.close()
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.path, "the workshop state", self._prepare)
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        if not self._ready:
+            # Readers go on while one request writes (the room's pages poll while checks record).
+            db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(SCHEMA)
+            self._ready = True
 
     # --- settings: kept across restarts so cookies, the code and the token stay valid ---
 
