@@ -242,19 +242,21 @@ class Workshop:
             self._stop(row, note)
             raise Conflict(note)
 
-    def check(self, learner_id: str, lab_id: str) -> dict:
+    def _on_running_lab(self, learner_id: str, lab_id: str, action) -> dict:
+        """`action` (workshop.check or workshop.solve) on the learner's running, whole lab, under
+        the learner's lock on its engine; the report is recorded and returned with the lab's state."""
         row = self.running_row(learner_id, lab_id)
         with self._lock(learner_id), self.on_engine(row.engine):
-            self._ensure_whole(row, self.entry(lab_id))
-            report, progress = workshop.check(self.entry(lab_id), store=self.progress, owner=self.owner(learner_id))
+            entry = self.entry(lab_id)
+            self._ensure_whole(row, entry)
+            report, progress = action(entry, store=self.progress, owner=self.owner(learner_id))
         return self._report(learner_id, lab_id, report, progress)
 
+    def check(self, learner_id: str, lab_id: str) -> dict:
+        return self._on_running_lab(learner_id, lab_id, workshop.check)
+
     def solve(self, learner_id: str, lab_id: str) -> dict:
-        row = self.running_row(learner_id, lab_id)
-        with self._lock(learner_id), self.on_engine(row.engine):
-            self._ensure_whole(row, self.entry(lab_id))
-            report, progress = workshop.solve(self.entry(lab_id), store=self.progress, owner=self.owner(learner_id))
-        return self._report(learner_id, lab_id, report, progress)
+        return self._on_running_lab(learner_id, lab_id, workshop.solve)
 
     def hints(self, learner_id: str, lab_id: str) -> dict:
         state = self.lab_state(learner_id, lab_id)
