@@ -17,13 +17,8 @@ PAGE = f"/lab/{LAB}/host/lb/port/80/"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("workshop-ports"), "--seats", "2")
-    srv.start()
-    try:
+    with Server(tmp_path_factory.mktemp("workshop-ports"), "--seats", "2") as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.cleanup()
 
 
 def joined(browser, server: Server, name: str):

@@ -22,13 +22,8 @@ expect.set_options(timeout=30000)  # a loaded 2-core CI machine answers slowly
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("workshop"), "--seats", "4")
-    srv.start()
-    try:
+    with Server(tmp_path_factory.mktemp("workshop"), "--seats", "4") as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.cleanup()
 
 
 @pytest.fixture(scope="module")

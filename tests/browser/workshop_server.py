@@ -70,6 +70,16 @@ class Server:
             time.sleep(0.3)
         raise AssertionError(f"the workshop server did not answer within {timeout} s:\n{self.log_path.read_text()}")
 
+    def __enter__(self) -> "Server":
+        """`with Server(...) as server:` starts it and waits until it answers."""
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        """However the block ended: stopped as Ctrl-C does (stop() cleans up itself if that fails),
+        then whatever of its labs is left removed."""
+        self.stop()
+        self.cleanup()
+
     def _answers(self) -> bool:
         try:
             urllib.request.urlopen(self.url + "/", timeout=2).read()

@@ -21,25 +21,15 @@ IDLE = 8  # seconds: short, yet longer than a step of the test on a loaded machi
 
 @pytest.fixture
 def server(tmp_path):
-    srv = Server(tmp_path, "--seats", "1", "--idle", f"{IDLE}s")
-    srv.start()
-    try:
+    with Server(tmp_path, "--seats", "1", "--idle", f"{IDLE}s") as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.cleanup()
 
 
 @pytest.fixture
 def calm_server(tmp_path):
     """No short idle limit: for tests whose waits would let the reaper in."""
-    srv = Server(tmp_path)
-    srv.start()
-    try:
+    with Server(tmp_path) as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.cleanup()
 
 
 def state(client: Client) -> dict:
