@@ -281,7 +281,7 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     if not chosen:
         raise UserError(f"no labs found under {ctx.obj}")
     results = results or DEFAULT_RESULTS
-    chosen = _plan(catalog, chosen, results, changed, shard_of, baselines)
+    chosen = _plan(catalog, chosen, results, changed, shard_of, baselines, jobs)
     if not chosen:
         click.echo("nothing to run: every selected lab has a passing result for its current content")
         return
@@ -290,11 +290,6 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     except UserError as err:  # every lab is then skipped with this reason, never passed
         click.secho(f"warning: {err}", fg="yellow", err=True)
     block_problems = _check_blocks(catalog, {t.path for t in chosen} if labs else None)
-    if jobs > 1:  # the long labs start first, the short ones fill the gaps at the end
-        from opslabs.store import plan
-
-        order = plan.longest_first([t.id for t in chosen], read_results(results))
-        chosen = sorted(chosen, key=lambda t: order.index(t.id))
     args = [str(t.path) for t in chosen]
     args += ["--opslabs-labs", str(ctx.obj), "--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
              "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short", *policy.pytest_args()]
@@ -325,9 +320,11 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
         sys.exit(1)
 
 
-def _plan(catalog, chosen: list, results: Path, changed: bool, shard_of: tuple[int, int] | None, baselines: tuple[str, ...]) -> list:
-    """The labs this run runs: the baselines merged in first, then one snapshot of the store
-    decides which changed (--changed) and which share is this one's (--shard)."""
+def _plan(catalog, chosen: list, results: Path, changed: bool, shard_of: tuple[int, int] | None, baselines: tuple[str, ...],
+          jobs: int = 1) -> list:
+    """The labs this run runs, in the order it runs them: the baselines merged in first, then one
+    snapshot of the store decides which changed (--changed), which share is this one's (--shard)
+    and, with more than one job, the order (longest first)."""
     from opslabs.store import plan
     from opslabs.store.keys import lab_key
     from opslabs.store.results import merge_sources, read_results
@@ -351,6 +348,9 @@ def _plan(catalog, chosen: list, results: Path, changed: bool, shard_of: tuple[i
         chosen = [entry for entry in chosen if entry.id in mine]
         seconds = plan.durations([entry.id for entry in chosen], snapshot)
         click.echo(f"--shard {k}/{n}: {len(chosen)} lab(s), about {sum(seconds.values()):.0f} s by recorded durations")
+    if jobs > 1:  # the long labs start first, the short ones fill the gaps at the end
+        order = plan.longest_first([entry.id for entry in chosen], snapshot)
+        chosen = sorted(chosen, key=lambda entry: order.index(entry.id))
     return chosen
 
 
