@@ -14,12 +14,15 @@ learner's containers also carry owner=LEARNER, and every function here takes tha
 from __future__ import annotations
 
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 from opslabs import engine, images
 from opslabs.catalog import TaskEntry
 from opslabs.errors import UserError
+from opslabs.model import Host
 from opslabs.runner import CheckResult, LabEnvironment, SolutionError, run_checks, run_solution, skip_reason
 from opslabs.session import SessionError
 from opslabs.store.progress import ProgressStore
@@ -298,10 +301,52 @@ def shell_command(entry: TaskEntry, host: str | None, owner: str = "") -> list[s
                       env.containers[host], "sh", "-c", login)
 
 
-def prepare(entries: list[TaskEntry], say: Say) -> None:
-    """Build every image the labs need now, so the workshop runs without a network."""
+@dataclass
+class Prepared:
+    """One image a lab host boots from, and what getting it ready took."""
+    lab: str
+    host: str
+    built: bool  # False: it was cached already
+    seconds: float
+
+
+def layers(entries: list[TaskEntry]) -> list[tuple[TaskEntry, list[tuple[str, Host]]]]:
+    """Per lab, the hosts whose image it must get ready: hosts with the same image and setup
+    share one layer, which goes to the first lab that lists it."""
+    seen: set[str] = set()
+    plan = []
     for entry in entries:
+        mine = []
         for name, host in entry.task.lab.hosts.items():
-            say(f"{entry.id}/{name}: preparing {host.image}" + (" with its setup (first time takes a while)" if host.setup else ""))
-            _, built = images.setup_image(host, name, entry.id, f"prep{os.getpid()}")
-            say(f"{entry.id}/{name}: {'built' if built else 'already cached'}")
+            images.ensure_image(host.image)
+            key = images.setup_key(host) if host.setup or host.files else host.image
+            if key not in seen:
+                seen.add(key)
+                mine.append((name, host))
+        if mine:
+            plan.append((entry, mine))
+    return plan
+
+
+def prepare(plan: list[tuple[TaskEntry, list[tuple[str, Host]]]], jobs: int = 1,
+            begin: Callable[[TaskEntry], None] = lambda entry: None,
+            end: Callable[[TaskEntry, list[Prepared]], None] = lambda entry, done: None) -> list[Prepared]:
+    """Build every image the labs need now, `jobs` labs at a time (a build waits on downloads
+    and dpkg as much as on the CPU), so the workshop later starts without a network."""
+    def one(number: int, entry: TaskEntry, hosts: list[tuple[str, Host]]) -> list[Prepared]:
+        begin(entry)
+        done = []
+        for name, host in hosts:
+            started = time.monotonic()
+            # A run id of its own: two labs' hosts may share a name, and build containers are named by both.
+            _, built = images.setup_image(host, name, entry.id, f"prep{os.getpid()}x{number}")
+            done.append(Prepared(entry.id, name, built, round(time.monotonic() - started, 1)))
+        end(entry, done)
+        return done
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="prepare")
+    try:
+        futures = [pool.submit(one, number, entry, hosts) for number, (entry, hosts) in enumerate(plan)]
+        return [prepared for future in futures for prepared in future.result()]
+    finally:  # a failed build or Ctrl-C: start no more, let the running ones clean up
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,61 @@
+"""`opslabs prepare -j N`: several labs' setup layers built at once, each distinct one once."""
+
+import secrets
+import textwrap
+
+from conftest import leftovers, opslabs
+from opslabs import engine
+
+LAB = """\
+id: {id}
+title: Lab {id}
+summary: A host whose setup leaves a mark.
+level: beginner
+guide: Fixture.
+lab:
+  duration: 5m
+  objectives: [Boot]
+  hosts:
+    app:
+      setup: ["echo {mark} > /mark"]
+  steps:
+    - title: Look
+      solution: [{{host: app, run: "cat /mark"}}]
+      checks: [{{host: app, file: /mark, exists: true}}]
+"""
+
+
+def test_parallel_prepare_builds_each_distinct_layer_once(tmp_path):
+    token = secrets.token_hex(4)  # fresh setups: nothing of this test is cached yet
+    area = tmp_path / "labs" / "fixtures"
+    area.mkdir(parents=True)
+    (area / "area.yaml").write_text("id: fixtures\ntitle: Fixtures\norder: 1\nsummary: Prepare test.\noverview: Test.\n")
+    # Three labs, each with a host named app: two distinct setups (the same host name in two
+    # builds at once must not clash), and one setup shared by two labs (built once).
+    for lab, mark in (("one", f"one-{token}"), ("two", f"two-{token}"), ("also-one", f"one-{token}")):
+        (area / f"{lab}.yaml").write_text(LAB.format(id=lab, mark=mark))
+    labs = tmp_path / "labs"
+    tags = []
+    try:
+        proc = opslabs("prepare", "-j", "2", labs=labs, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "Built 2 setup layer(s)" in proc.stdout, proc.stdout
+        assert "Ready: 3 lab(s)" in proc.stdout
+        tags = [line.split()[0] for line in engine.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout.splitlines()
+                if line.startswith("opslabs-setup:")]
+        marks = set()
+        for tag in tags:
+            out = engine.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", "cat /mark 2>/dev/null || true").stdout.strip()
+            if token in out:
+                marks.add(out)
+        assert marks == {f"one-{token}", f"two-{token}"}
+        assert leftovers({"label": f"{engine.LABEL}.kind=build"}) == ([], [])
+
+        again = opslabs("prepare", "-j", "2", labs=labs, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert "Built" not in again.stdout  # all cached now
+    finally:
+        for tag in tags:
+            out = engine.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", "cat /mark 2>/dev/null || true", check=False).stdout
+            if token in out:
+                engine.docker("rmi", "--force", tag, check=False)
