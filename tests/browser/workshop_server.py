@@ -71,8 +71,14 @@ class Server:
         raise AssertionError(f"the workshop server did not answer within {timeout} s:\n{self.log_path.read_text()}")
 
     def __enter__(self) -> "Server":
-        """`with Server(...) as server:` starts it and waits until it answers."""
-        return self.start()
+        """`with Server(...) as server:` starts it and waits until it answers; a server that
+        never answers is stopped before the error goes up (no process left behind)."""
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            self.cleanup()
+            raise
 
     def __exit__(self, *exc_info) -> None:
         """However the block ended: stopped as Ctrl-C does (stop() cleans up itself if that fails),
