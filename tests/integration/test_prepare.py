@@ -1,10 +1,10 @@
 """`opslabs prepare -j N`: several labs' setup layers built at once, each distinct one once."""
 
 import secrets
-import textwrap
 
 from conftest import leftovers, opslabs
-from opslabs import engine
+from opslabs import engine, images
+from opslabs.model import Host
 
 LAB = """\
 id: {id}
@@ -36,20 +36,16 @@ def test_parallel_prepare_builds_each_distinct_layer_once(tmp_path):
     for lab, mark in zip(ids, (f"one-{token}", f"two-{token}", f"one-{token}")):
         (area / f"{lab}.yaml").write_text(LAB.format(id=lab, mark=mark))
     labs = tmp_path / "labs"
-    tags = []
+    # The layers' tags follow from their setups (the cache key), so only they are looked at.
+    tags = {mark: f"{images.CACHE_REPOSITORY}:{images.setup_key(Host(setup=[f'echo {mark} > /mark']))}"
+            for mark in (f"one-{token}", f"two-{token}")}
     try:
         proc = opslabs("prepare", "-j", "2", labs=labs, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Built 2 setup layer(s)" in proc.stdout, proc.stdout
         assert "Ready: 3 lab(s)" in proc.stdout
-        tags = [line.split()[0] for line in engine.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout.splitlines()
-                if line.startswith("opslabs-setup:")]
-        marks = set()
-        for tag in tags:
-            out = engine.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", "cat /mark 2>/dev/null || true").stdout.strip()
-            if token in out:
-                marks.add(out)
-        assert marks == {f"one-{token}", f"two-{token}"}
+        for mark, tag in tags.items():
+            assert engine.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", "cat /mark").stdout.strip() == mark
         for lab in ids:  # (make test builds other labs' layers beside this test)
             assert leftovers({"lab": lab}) == ([], [])
 
@@ -57,7 +53,4 @@ def test_parallel_prepare_builds_each_distinct_layer_once(tmp_path):
         assert again.returncode == 0, again.stderr
         assert "Built" not in again.stdout  # all cached now
     finally:
-        for tag in tags:
-            out = engine.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", "cat /mark 2>/dev/null || true", check=False).stdout
-            if token in out:
-                engine.docker("rmi", "--force", tag, check=False)
+        engine.docker("rmi", "--force", *tags.values(), check=False)
