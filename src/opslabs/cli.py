@@ -296,7 +296,8 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
              "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short", *policy.pytest_args()]
     args += ["-q"] if quiet else ["-v"]
     if jobs > 1 and len(chosen) > 1:
-        args += ["-n", str(min(jobs, len(chosen))), "--dist", "loadfile"]
+        # One lab per file, run in the plan's order: xdist would otherwise reorder by step count.
+        args += ["-n", str(min(jobs, len(chosen))), "--dist", "loadfile", "--no-loadscope-reorder"]
     if junit:
         args += ["--junit-xml", str(junit)]
     from contextlib import nullcontext
@@ -350,7 +351,8 @@ def _plan(catalog, chosen: list, results: Path, changed: bool, shard_of: tuple[i
         seconds = plan.durations([entry.id for entry in chosen], snapshot)
         click.echo(f"--shard {k}/{n}: {len(chosen)} lab(s), about {sum(seconds.values()):.0f} s by recorded durations")
     if jobs > 1:  # the long labs start first, the short ones fill the gaps at the end
-        order = plan.longest_first([entry.id for entry in chosen], snapshot)
+        steps = {entry.id: len(entry.task.lab.steps) for entry in chosen}
+        order = plan.longest_first([entry.id for entry in chosen], snapshot, steps)
         chosen = sorted(chosen, key=lambda entry: order.index(entry.id))
     return chosen
 

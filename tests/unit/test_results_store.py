@@ -200,6 +200,14 @@ def test_a_lab_without_a_recorded_duration_counts_as_the_median():
     assert plan.durations(["x", "y"], {}) == {"x": 1.0, "y": 1.0}
 
 
+def test_given_step_counts_a_lab_never_recorded_counts_its_steps_at_the_median_pace():
+    recorded = {"a": {"duration": 10}, "b": {"duration": 90}, "c": {"duration": 40}}  # 5, 30 and 20 s per step
+    steps = {"a": 2, "b": 3, "c": 2, "new": 4}
+    assert plan.durations(["a", "b", "c", "new"], recorded, steps)["new"] == 80.0  # 4 steps x 20 s
+    # No history at all: more steps first, as xdist would order them.
+    assert plan.longest_first(["one", "three", "two"], {}, {"one": 1, "three": 3, "two": 2}) == ["three", "two", "one"]
+
+
 @pytest.mark.parametrize("text, said", [("0/4", "1 <= K <= N"), ("5/4", "1 <= K <= N"), ("2", "expected K/N"), ("a/b", "expected K/N")])
 def test_a_bad_shard_is_refused(text, said):
     with pytest.raises(ValueError, match=said):

@@ -14,7 +14,10 @@ def test_a_parallel_plan_orders_longest_first_from_its_one_read_of_the_store(tmp
     reads = []
     real = results_module.read_results
     monkeypatch.setattr(results_module, "read_results", lambda p, *args: reads.append(p) or real(p, *args))
-    labs = [SimpleNamespace(id=lab) for lab in ("short", "new", "long")]  # "new": never recorded, the median (5 s)
+    def lab(name: str, steps: int = 1):
+        return SimpleNamespace(id=name, task=SimpleNamespace(lab=SimpleNamespace(steps=[None] * steps)))
+
+    labs = [lab("short"), lab("new"), lab("long")]  # "new": never recorded, one step at the median 5 s per step
 
     assert [lab.id for lab in _plan(None, labs, path, False, None, (), jobs=2)] == ["long", "new", "short"]
     assert reads == [path]

@@ -33,8 +33,11 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def durations(lab_ids: Iterable[str], results: Mapping[str, Record]) -> dict[str, float]:
-    """Recorded seconds per lab; a lab never recorded gets the median of the others (1 s when none is)."""
+def durations(lab_ids: Iterable[str], results: Mapping[str, Record],
+              steps: Mapping[str, int] | None = None) -> dict[str, float]:
+    """Recorded seconds per lab. A lab never recorded gets the median of the others (1 s when
+    none is) or, given `steps`, its step count times the median seconds per step of the recorded
+    labs (1 s per step when none is): with no history at all, more steps counts as longer."""
     lab_ids = list(lab_ids)
     known = {}
     for lab in lab_ids:
@@ -44,8 +47,12 @@ def durations(lab_ids: Iterable[str], results: Mapping[str, Record]) -> dict[str
             continue
         if seconds >= 0:
             known[lab] = seconds
-    fallback = statistics.median(known.values()) if known else 1.0
-    return {lab: known.get(lab, fallback) for lab in lab_ids}
+    if steps is None:
+        fallback = statistics.median(known.values()) if known else 1.0
+        return {lab: known.get(lab, fallback) for lab in lab_ids}
+    per_step = [known[lab] / steps[lab] for lab in known if steps.get(lab)]
+    each = statistics.median(per_step) if per_step else 1.0
+    return {lab: known[lab] if lab in known else each * max(steps.get(lab, 1), 1) for lab in lab_ids}
 
 
 def shards(seconds: Mapping[str, float], n: int) -> list[list[str]]:
@@ -68,8 +75,9 @@ def shard(lab_ids: Iterable[str], results: Mapping[str, Record], k: int, n: int)
     return [lab for lab in lab_ids if lab in mine]
 
 
-def longest_first(lab_ids: Iterable[str], results: Mapping[str, Record]) -> list[str]:
+def longest_first(lab_ids: Iterable[str], results: Mapping[str, Record],
+                  steps: Mapping[str, int] | None = None) -> list[str]:
     """The labs by recorded duration, longest first (ties by id): run in parallel in that order,
     the long labs start early and the short ones fill the gaps at the end."""
-    seconds = durations(lab_ids, results)
+    seconds = durations(lab_ids, results, steps)
     return sorted(seconds, key=lambda lab: (-seconds[lab], lab))
