@@ -156,6 +156,7 @@ class ContainerSpec:
     privileged: bool = False
     env: tuple[tuple[str, str], ...] = ()
     tmpfs: tuple[tuple[str, str], ...] = ()  # (mount point, size): a small disk that can fill up
+    cpus: float | None = None  # a CPU quota (--cpus); None: none
 
 
 class NoAddressPool(UserError):
@@ -227,6 +228,8 @@ def run_container(spec: ContainerSpec) -> str:
         args += ["--env", f"{key}={value}"]
     for mount, size in spec.tmpfs:
         args += ["--tmpfs", f"{mount}:size={size}"]
+    if spec.cpus is not None:
+        args += ["--cpus", f"{spec.cpus:g}"]
     args += ["--entrypoint", "sh", spec.image, "-c", KEEPALIVE]
     return docker(*args, timeout=120).stdout.strip()
 

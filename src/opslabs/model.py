@@ -273,6 +273,10 @@ class Host(Model):
     privileged: bool = False
     memory: Annotated[str, StringConstraints(pattern=r"^[0-9]+[kmg]$")] = "768m"
     pids: Annotated[int, Field(ge=64, le=65536)] = 2048
+    # A CPU quota (docker --cpus), for a host that spins on purpose: `nice` inside a container
+    # does not yield to other containers, each is its own cgroup. At most one core, so it is
+    # valid on every machine; None: no quota.
+    cpus: Annotated[float, Field(ge=0.05, le=1.0)] | None = None
     # Size-limited scratch disks, e.g. {"/data": "16m"}: a lab about a full disk fills one
     # of these, never the machine's disk.
     tmpfs: Annotated[dict[TmpfsMount, TmpfsSize], Field(max_length=4)] = {}

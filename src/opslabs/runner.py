@@ -130,6 +130,7 @@ class LabEnvironment:
             labels=engine.labels(self.kind, self.run_id, self.entry.id, name, owner=self.owner),
             memory=host.memory, pids=host.pids, cap_add=tuple(host.cap_add),
             privileged=host.privileged, env=tuple(host.env.items()), tmpfs=tuple(host.tmpfs.items()),
+            cpus=host.cpus,
         )
 
     def _start(self, name: str, host: Host) -> None:

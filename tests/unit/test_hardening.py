@@ -231,3 +231,14 @@ def test_no_hand_written_page_shares_its_address_with_an_area(repo):
     pages = {page.stem for page in (repo / "docs").glob("*.md")}
     assert pages & areas == set()
     assert (repo / "docs" / "security-and-limits.md").exists()
+
+
+def test_a_cpu_quota_is_optional_and_at_most_one_core():
+    from pydantic import ValidationError
+
+    from opslabs.model import Host
+
+    assert Host().cpus is None and Host(cpus=0.5).cpus == 0.5
+    for refused in (0, 0.01, 1.5, 4):  # 0 would be no quota; above one core is not valid on every machine
+        with pytest.raises(ValidationError):
+            Host(cpus=refused)
