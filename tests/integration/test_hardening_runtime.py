@@ -1,6 +1,7 @@
 """Issue 10, run time, against real containers: output that is not text, checks bounded by
 the lab's own timeouts, out-of-memory kills named, and privileges only by the operator's flag."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -89,8 +90,6 @@ def test_plain_pytest_takes_the_same_flag(tmp_path):
 
 
 def test_a_host_with_a_cpu_quota_runs_with_it_and_one_without_has_none():
-    import json as _json
-
     from opslabs import engine
 
     names = [f"opslabs-test-cpus-{os.getpid()}-{n}" for n in ("quota", "none")]
@@ -98,7 +97,7 @@ def test_a_host_with_a_cpu_quota_runs_with_it_and_one_without_has_none():
         for name, cpus in zip(names, (0.5, None)):
             engine.run_container(engine.ContainerSpec(name=name, image="debian:bookworm-slim", hostname="app", network=None,
                                                       labels=engine.labels("test", "cpus", "cpus", "app"), cpus=cpus))
-        quota, none = (_json.loads(engine.docker("inspect", name).stdout)[0]["HostConfig"]["NanoCpus"] for name in names)
+        quota, none = (json.loads(engine.docker("inspect", name).stdout)[0]["HostConfig"]["NanoCpus"] for name in names)
         assert (quota, none) == (500_000_000, 0)
     finally:
         engine.remove_containers(names)

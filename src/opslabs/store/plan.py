@@ -47,12 +47,10 @@ def durations(lab_ids: Iterable[str], results: Mapping[str, Record],
             continue
         if seconds >= 0:
             known[lab] = seconds
-    if steps is None:
-        fallback = statistics.median(known.values()) if known else 1.0
-        return {lab: known.get(lab, fallback) for lab in lab_ids}
-    per_step = [known[lab] / steps[lab] for lab in known if steps.get(lab)]
+    count = {lab: max((steps or {}).get(lab, 1), 1) for lab in lab_ids}  # without `steps`, each lab is one step
+    per_step = [known[lab] / count[lab] for lab in known]
     each = statistics.median(per_step) if per_step else 1.0
-    return {lab: known[lab] if lab in known else each * max(steps.get(lab, 1), 1) for lab in lab_ids}
+    return {lab: known[lab] if lab in known else each * count[lab] for lab in lab_ids}
 
 
 def shards(seconds: Mapping[str, float], n: int) -> list[list[str]]:
