@@ -6,9 +6,12 @@ its teardown); under xdist a lab's steps stay on one worker (load-by-file).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import signal
+import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -158,8 +161,29 @@ class LabFile(pytest.File):
 
     def teardown(self) -> None:
         if self.env is not None:
-            self.env.teardown()
-            self.env = None
+            env, self.env = self.env, None
+            env.close_sessions()
+            # Docker takes about half a second to remove a lab's containers and network; the
+            # next lab need not wait for that. The session waits for every removal before it ends.
+            removal = threading.Thread(target=contextvars.copy_context().run, args=(_remove, env), name=f"remove {env.network}")
+            removal.start()
+            _removals.append(removal)
+
+
+_removals: list[threading.Thread] = []
+
+
+def _remove(env: LabEnvironment) -> None:
+    try:
+        env.teardown()
+    except engine.DockerError as err:
+        print(f"opslabs: could not remove the containers of lab {env.entry.id} ({err}); `opslabs gc` removes them",
+              file=sys.stderr)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _removals:
+        _removals.pop().join()
 
 
 class StepItem(pytest.Item):

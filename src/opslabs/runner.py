@@ -3,9 +3,11 @@ solution, post-check and (opt-in) idempotence. Returns plain result objects."""
 
 from __future__ import annotations
 
+import contextvars
 import secrets
 import shlex
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -112,8 +114,13 @@ class LabEnvironment:
                 if built:
                     self.built.append(name)
             engine.create_network(self.network, engine.labels(self.kind, self.run_id, self.entry.id, owner=self.owner))
-            for name, host in self.lab.hosts.items():
-                engine.run_container(self._spec(name, host, boot_images[name]))
+            # The hosts start in parallel: each `docker run` is mostly waiting for the engine.
+            # Each runs in a copy of this context, so all talk to this context's engine.
+            specs = [self._spec(name, host, boot_images[name]) for name, host in self.lab.hosts.items()]
+            with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+                started = [pool.submit(contextvars.copy_context().run, engine.run_container, spec) for spec in specs]
+                for future in started:
+                    future.result()  # the first failure is raised, once every start has ended
             for name, host in self.lab.hosts.items():
                 self.sessions[name] = Session(self.container_name(name), env=host.env)
                 if host.start:

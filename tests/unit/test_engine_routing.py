@@ -128,3 +128,41 @@ def test_other_network_errors_stay_docker_errors(monkeypatch):
     monkeypatch.setattr(engine.subprocess, "run", lambda args, **kw: subprocess.CompletedProcess(args, 1, b"", b"network with name x already exists"))
     with pytest.raises(engine.DockerError, match="already exists"):
         engine.create_network("x", [])
+
+
+def test_a_labs_hosts_start_in_parallel_on_the_engine_of_the_context(monkeypatch):
+    """provision() starts the hosts at once (each `docker run` is mostly waiting), every one
+    on the engine the caller's context names, also from the pool's threads."""
+    from pathlib import Path
+
+    from opslabs import images, runner
+    from opslabs.load import load_catalog
+
+    entry = load_catalog(Path(__file__).parents[2] / "labs").find_lab("nginx-load-balancer")
+    hosts = len(entry.task.lab.hosts)
+    together = threading.Barrier(hosts, timeout=5)  # broken unless every `docker run` is under way at once
+    started: list[list[str]] = []
+
+    def fake_run(args, **kwargs):
+        if "run" in args:
+            started.append(list(args))
+            together.wait()
+        return subprocess.CompletedProcess(args, 0, b"ok\n", b"")
+
+    class FakeSession:
+        def __init__(self, container, env=None):
+            self.usable = True
+
+        def run(self, command, **kwargs):
+            return session.CommandResult(command, 0, b"", b"", 0.0)
+
+        def close(self, kill=False):
+            pass
+
+    monkeypatch.setattr(engine.subprocess, "run", fake_run)
+    monkeypatch.setattr(images, "setup_image", lambda host, *args: (host.image, False))
+    monkeypatch.setattr(runner, "Session", FakeSession)
+    with engine.using("ssh://ops@b1"):
+        runner.LabEnvironment(entry).provision()
+    assert len(started) == hosts >= 3
+    assert all(args[:3] == ["docker", "--host", "ssh://ops@b1"] for args in started)
