@@ -267,6 +267,9 @@ class Host(Model):
     image: Text = "debian:bookworm-slim"
     setup: list[Text] = []  # build time: cached as an image layer
     start: list[Text] = []  # every boot: daemons do not survive `docker commit`
+    # TCP ports the start commands open. A daemon such as sshd returns before it listens, so
+    # the lab waits until each port accepts a connection on the host before its first step.
+    listens: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(max_length=16)] = []
     files: list[HostFile] = []
     env: dict[str, str] = {}
     cap_add: list[Annotated[str, StringConstraints(pattern=r"^[A-Z_]+$")]] = []

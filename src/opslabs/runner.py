@@ -20,6 +20,7 @@ from opslabs.session import CommandTimeout, EngineLost, Session, SessionError, i
 from opslabs.testinfra_backend import session_host
 
 START_TIMEOUT = 180
+LISTEN_TIMEOUT = 60  # seconds for a started host to listen on each port it declares
 UNAVAILABLE_REQUIREMENTS = {
     "kubernetes": "needs a Kubernetes cluster, which plain containers do not provide",
     "systemd": "needs systemd as PID 1, which opslabs containers do not run",
@@ -143,6 +144,19 @@ class LabEnvironment:
     def _start(self, name: str, host: Host) -> None:
         for command in host.start:
             run_required(self.sessions[name], command, START_TIMEOUT, f"lab {self.entry.id}: start command on host {name!r}", LabError)
+        for port in host.listens:
+            self.say(f"waiting for {name} to listen on TCP port {port}")
+            probe = f"bash -c 'until (: </dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.05; done'"
+            try:
+                result = self.sessions[name].run(probe, timeout=LISTEN_TIMEOUT, strict=True)
+            except CommandTimeout:
+                raise LabError(f"lab {self.entry.id}: host {name!r} does not listen on TCP port {port} "
+                               f"{LISTEN_TIMEOUT} s after its start commands (its `listens`)") from None
+            except SessionError as err:
+                raise LabError(f"lab {self.entry.id}: waiting for host {name!r} to listen on TCP port {port} failed: {err}") from None
+            if not result.succeeded:
+                raise LabError(f"lab {self.entry.id}: cannot wait for host {name!r} to listen on TCP port {port} "
+                               f"(exit {result.exit_status}; the wait needs bash)\n  last output:\n{indent(result.tail())}")
 
     def set_online(self, online: bool) -> None:
         """Let every host reach the outside (a step that teaches installing), or cut it off again."""
