@@ -293,7 +293,10 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     block_problems = _check_blocks(catalog, {t.path for t in chosen} if labs else None)
     args = [str(t.path) for t in chosen]
     args += ["--opslabs-labs", str(ctx.obj), "--opslabs-results", str(results), "-o", "addopts=", "-o", "testpaths=",
-             "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short", *policy.pytest_args()]
+             "--strict-markers", "-p", "no:cacheprovider", "-rfEs", "--tb=short", *policy.pytest_args(),
+             # testinfra (the checks' library) is imported before pytest could rewrite its asserts:
+             # a warning about pytest's internals, not about the labs, printed on every run.
+             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     args += ["-q"] if quiet else ["-v"]
     if jobs > 1 and len(chosen) > 1:
         # One lab per file, run in the plan's order: xdist would otherwise reorder by step count.

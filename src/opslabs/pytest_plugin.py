@@ -123,6 +123,7 @@ class LabFile(pytest.File):
     env: LabEnvironment | None = None
     failed_step: int | None = None
     setup_error: OpslabsError | None = None
+    ahead: "Ahead | None" = None  # provisioning started during the previous lab
 
     def collect(self):
         catalog = _catalog(self.config, self.path.parent.parent)
@@ -150,7 +151,7 @@ class LabFile(pytest.File):
             pytest.skip("cannot run here: no Docker engine answers (`opslabs engine ensure` starts one)")
         try:
             engine.collect_garbage()  # what killed runs left behind
-            self.env = LabEnvironment(self.entry).provision()
+            self.env = self.ahead.take() if self.ahead is not None else LabEnvironment(self.entry).provision()
         except (EngineUnavailable, ImageUnavailable, LabSkipped) as err:
             pytest.skip(f"cannot run here: {err}")
         except (engine.DockerError, SessionError) as err:
@@ -158,6 +159,13 @@ class LabFile(pytest.File):
         except OpslabsError as err:
             # Raised by the first step instead: pytest shows setup errors with a traceback.
             self.setup_error = err
+
+    def provision_ahead(self) -> None:
+        """Start provisioning this lab while the worker's previous lab runs its last step."""
+        if self.ahead is None and self.entry is not None and self.entry.task.lab is not None \
+                and not skip_reason(self.entry.task.lab):
+            self.ahead = Ahead(self.entry)
+            _aheads.append(self.ahead)
 
     def teardown(self) -> None:
         if self.env is not None:
@@ -173,6 +181,55 @@ class LabFile(pytest.File):
 _removals: list[threading.Thread] = []
 
 
+class Ahead:
+    """A lab's provisioning, run in a thread while the worker finishes the lab before it:
+    starting containers and services (PostgreSQL, moto) mostly waits, and takes 1 to 6 s."""
+
+    def __init__(self, entry: TaskEntry):
+        self.entry = entry
+        self.env: LabEnvironment | None = None
+        self.error: BaseException | None = None
+        self.taken = False
+        self.hidden = 0.0
+        self.started, self.seconds = time.monotonic(), 0.0
+        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._provision,), name=f"provision {entry.id}")
+        self.thread.start()
+
+    def _provision(self) -> None:
+        try:
+            self.env = LabEnvironment(self.entry).provision()  # removes what it started if it fails
+        except BaseException as err:  # raised again, in the worker's thread, by take()
+            self.error = err
+        self.seconds = time.monotonic() - self.started
+
+    def take(self) -> LabEnvironment:
+        waited = time.monotonic()
+        self.thread.join()
+        self.taken = True
+        # What the lab's own time no longer holds: provisioning done before the lab's turn.
+        self.hidden = round(max(0.0, self.seconds - (time.monotonic() - waited)), 2)
+        if self.error is not None:
+            raise self.error
+        return self.env
+
+    def discard(self) -> None:
+        """The lab never ran (an interrupted or stopped session): remove what was started."""
+        self.thread.join()
+        if not self.taken and self.env is not None:
+            self.taken = True
+            _remove(self.env)
+
+
+_aheads: list[Ahead] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """At the last step of a lab, the worker knows its next lab: the step provisions it meanwhile."""
+    if isinstance(item, StepItem) and isinstance(nextitem, StepItem) and nextitem.parent is not item.parent:
+        item.next_lab = nextitem.parent
+
+
 def _remove(env: LabEnvironment) -> None:
     try:
         env.teardown()
@@ -182,6 +239,8 @@ def _remove(env: LabEnvironment) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _aheads:
+        _aheads.pop().discard()
     while _removals:
         _removals.pop().join()
 
@@ -194,10 +253,16 @@ class StepItem(pytest.Item):
         self.user_properties.append((RESULT_KEY, json.dumps({"lab": entry.id, "area": entry.area_id, "step": index + 1, "title": title,
                                                              **(self.parent.identity or {})})))
 
+    next_lab: LabFile | None = None  # set when this is the last step before another lab
+
     def runtest(self) -> None:
         lab_file: LabFile = self.parent
+        if self.next_lab is not None:  # after this lab's own setup, so the two do not compete
+            self.next_lab.provision_ahead()
         if lab_file.failed_step is not None:
             pytest.skip(f"step {lab_file.failed_step} failed, so this step cannot run")
+        if self.index == 0 and lab_file.ahead is not None:
+            self.user_properties.append((RESULT_KEY + ".ahead", json.dumps(lab_file.ahead.hidden)))
         if lab_file.setup_error is not None:
             lab_file.failed_step = self.index + 1
             raise lab_file.setup_error
@@ -244,6 +309,8 @@ class ResultsCollector:
         lab = self.labs.setdefault(meta["lab"], {"id": meta["lab"], "area": meta["area"], "status": "passed", "reason": "", "duration": 0.0, "steps": {},
                                                  "key": meta.get("key"), "commit": meta.get("commit"), "modified": meta.get("modified", False)})
         lab["duration"] += report.duration
+        if RESULT_KEY + ".ahead" in props and report.when == "call":
+            lab["provisioned_ahead"] = json.loads(props[RESULT_KEY + ".ahead"])
         step = lab["steps"].setdefault(meta["step"], {"index": meta["step"], "title": meta["title"], "status": "passed", "message": "", "checks": []})
         if RESULT_KEY + ".step" in props:
             step.update(json.loads(props[RESULT_KEY + ".step"]))

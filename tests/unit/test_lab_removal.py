@@ -49,3 +49,44 @@ def test_a_failed_removal_says_what_is_left_and_how_to_remove_it(capsys):
     pytest_plugin.pytest_sessionfinish(None)
     err = capsys.readouterr().err
     assert "could not remove the containers of lab demo" in err and "daemon busy" in err and "opslabs gc" in err
+
+
+class FakeLab:
+    """Stands in for a LabEnvironment: provisioning takes a moment, teardown is recorded."""
+
+    removed: list = []
+
+    def __init__(self, entry):
+        self.entry, self.network = entry, f"opslabs-{entry.id}-0000"
+
+    def provision(self):
+        if self.entry.id == "broken":
+            raise pytest_plugin.OpslabsError("lab broken: setup of host 'box' exited with 100")
+        return self
+
+    def teardown(self):
+        FakeLab.removed.append(self.entry.id)
+
+
+def test_a_lab_provisioned_ahead_that_never_runs_is_removed_when_the_session_ends(monkeypatch):
+    """A session that stops early (Ctrl-C, a crash of the step before) must not leave the
+    next lab's containers, started ahead, behind."""
+    monkeypatch.setattr(pytest_plugin, "LabEnvironment", FakeLab)
+    FakeLab.removed = []
+    taken, unused = pytest_plugin.Ahead(SimpleNamespace(id="used")), pytest_plugin.Ahead(SimpleNamespace(id="unused"))
+    pytest_plugin._aheads.extend([taken, unused])
+    assert taken.take().entry.id == "used"
+    pytest_plugin.pytest_sessionfinish(None)
+    assert FakeLab.removed == ["unused"]  # the lab that ran is removed by its own teardown
+    assert pytest_plugin._aheads == []
+
+
+def test_a_provisioning_error_ahead_is_raised_when_the_lab_takes_its_turn(monkeypatch):
+    monkeypatch.setattr(pytest_plugin, "LabEnvironment", FakeLab)
+    ahead = pytest_plugin.Ahead(SimpleNamespace(id="broken"))
+    try:
+        ahead.take()
+    except pytest_plugin.OpslabsError as err:
+        assert "setup of host 'box' exited with 100" in str(err)
+    else:
+        raise AssertionError("the provisioning error was lost")
