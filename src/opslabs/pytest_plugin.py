@@ -256,6 +256,17 @@ class StepItem(pytest.Item):
     next_lab: LabFile | None = None  # set when this is the last step before another lab
 
     def runtest(self) -> None:
+        try:
+            self._run()
+        finally:
+            lab_file: LabFile = self.parent
+            if self.index == len(lab_file.entry.task.lab.steps) - 1 and lab_file.env is not None:
+                # With the lab's duration, tells a later plan whether it mostly computes or waits.
+                cpu = lab_file.env.cpu_seconds()
+                if cpu is not None:
+                    self.user_properties.append((RESULT_KEY + ".cpu", json.dumps(cpu)))
+
+    def _run(self) -> None:
         lab_file: LabFile = self.parent
         if self.next_lab is not None:  # after this lab's own setup, so the two do not compete
             self.next_lab.provision_ahead()
@@ -311,6 +322,8 @@ class ResultsCollector:
         lab["duration"] += report.duration
         if RESULT_KEY + ".ahead" in props and report.when == "call":
             lab["provisioned_ahead"] = json.loads(props[RESULT_KEY + ".ahead"])
+        if RESULT_KEY + ".cpu" in props and report.when == "call":
+            lab["cpu_seconds"] = json.loads(props[RESULT_KEY + ".cpu"])
         step = lab["steps"].setdefault(meta["step"], {"index": meta["step"], "title": meta["title"], "status": "passed", "message": "", "checks": []})
         if RESULT_KEY + ".step" in props:
             step.update(json.loads(props[RESULT_KEY + ".step"]))

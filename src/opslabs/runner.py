@@ -20,6 +20,8 @@ from opslabs.session import CommandTimeout, EngineLost, Session, SessionError, i
 from opslabs.testinfra_backend import session_host
 
 START_TIMEOUT = 180
+# cgroup v2 prints `usage_usec N` among other lines, v1 one number of nanoseconds.
+CPU_READ = "cat /sys/fs/cgroup/cpu.stat 2>/dev/null || cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null; true"
 LISTEN_TIMEOUT = 60  # seconds for a started host to listen on each port it declares
 UNAVAILABLE_REQUIREMENTS = {
     "kubernetes": "needs a Kubernetes cluster, which plain containers do not provide",
@@ -171,6 +173,24 @@ class LabEnvironment:
         if session is None or not session.usable:  # a timeout or a killed shell: open a fresh one
             session = self.sessions[name] = Session(self.container_name(name), env=self.lab.hosts[name].env)
         return session
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the lab's hosts have used so far (their cgroups, v2 or v1): with its duration,
+        it tells a lab that mostly computes from one that mostly waits. None if unreadable."""
+        total = 0.0
+        for name in self.lab.hosts:
+            try:
+                out = self.session(name).run(CPU_READ, timeout=10, subshell=True).stdout
+            except SessionError:
+                return None
+            words = out.split()
+            if "usage_usec" in words[:-1] and words[words.index("usage_usec") + 1].isdigit():
+                total += int(words[words.index("usage_usec") + 1]) / 1e6
+            elif len(words) == 1 and words[0].isdigit():
+                total += int(words[0]) / 1e9
+            else:
+                return None
+        return round(total, 2)
 
     def close_sessions(self) -> None:
         for session in self.sessions.values():

@@ -37,9 +37,12 @@ def test_the_next_lab_starts_during_the_last_step_of_the_one_before(tmp_path):
     assert both, "b-second's host never ran while a-first's did"
     labs = {lab["id"]: lab for lab in read_json(tmp_path / "r.json")["labs"]}
     assert [labs[i]["status"] for i in ("a-first", "b-second")] == ["passed", "passed"]
-    # its 2-second start ran during a-first's 6-second step, so the lab's own time holds none of it
-    assert labs["b-second"]["provisioned_ahead"] >= 1.5 and labs["b-second"]["duration"] < 1.5, labs["b-second"]
+    # its 2-second start ran during a-first's 6-second step, so the lab's own time (1.5 s of
+    # computing) holds none of it
+    assert labs["b-second"]["provisioned_ahead"] >= 1.5 and labs["b-second"]["duration"] < 3.0, labs["b-second"]
     assert "provisioned_ahead" not in labs["a-first"]  # the first lab has nothing before it
+    # Its hosts' CPU time: a-first sleeps 6 s, b-second computes for 1.5 s.
+    assert labs["a-first"]["cpu_seconds"] < 0.5 <= labs["b-second"]["cpu_seconds"], labs
     assert leftovers({"lab": "a-first"}) == leftovers({"lab": "b-second"}) == ([], [])
 
 
