@@ -355,7 +355,7 @@ def _plan(catalog, chosen: list, results: Path, changed: bool, shard_of: tuple[i
         click.echo(f"--shard {k}/{n}: {len(chosen)} lab(s), about {sum(seconds.values()):.0f} s by recorded durations")
     if jobs > 1:  # the long labs start first, the short ones fill the gaps at the end
         steps = {entry.id: len(entry.task.lab.steps) for entry in chosen}
-        position = {lab: i for i, lab in enumerate(plan.parallel_order([entry.id for entry in chosen], snapshot, steps))}
+        position = {lab: i for i, lab in enumerate(plan.longest_first([entry.id for entry in chosen], snapshot, steps))}
         chosen = sorted(chosen, key=lambda entry: position[entry.id])
     return chosen
 

@@ -80,33 +80,3 @@ def longest_first(lab_ids: Iterable[str], results: Mapping[str, Record],
     seconds = durations(lab_ids, results, steps)
     return sorted(seconds, key=lambda lab: (-seconds[lab], lab))
 
-
-WAITING_SHARE = 0.5  # cores: below this a lab mostly waits (sleeps, timeouts, services starting)
-
-
-def cpu_share(record: Record | None) -> float | None:
-    """The cores a lab kept busy on average (its hosts' CPU seconds / its duration), if recorded."""
-    try:
-        cpu, seconds = float(record["cpu_seconds"]), float(record["duration"])
-    except (TypeError, KeyError, ValueError):
-        return None
-    return cpu / seconds if seconds > 0 and cpu >= 0 else None
-
-
-def parallel_order(lab_ids: Iterable[str], results: Mapping[str, Record],
-                   steps: Mapping[str, int] | None = None) -> list[str]:
-    """Longest first, alternating between labs that mostly compute and labs that mostly wait.
-
-    Two computing labs side by side on a small machine slow each other down (measured on two
-    cores: ansible and lynis together took 70 s each, beside waiting labs 42 and 49 s); a lab
-    that waits costs the one beside it almost nothing. A lab with no CPU record counts as
-    computing, so without such records the order is plain longest-first."""
-    order = longest_first(lab_ids, results, steps)
-    share = {lab: cpu_share(results.get(lab)) for lab in order}
-    waiting = [lab for lab in order if share[lab] is not None and share[lab] < WAITING_SHARE]
-    computing = [lab for lab in order if lab not in set(waiting)]
-    merged: list[str] = []
-    for pair in zip(computing, waiting):
-        merged += pair
-    shorter = min(len(computing), len(waiting))
-    return merged + computing[shorter:] + waiting[shorter:]
