@@ -162,8 +162,7 @@ class LabFile(pytest.File):
 
     def provision_ahead(self) -> None:
         """Start provisioning this lab while the worker's previous lab runs its last step."""
-        if self.ahead is None and self.entry is not None and self.entry.task.lab is not None \
-                and not skip_reason(self.entry.task.lab):
+        if self.ahead is None and not skip_reason(self.entry.task.lab):
             self.ahead = Ahead(self.entry)
             _aheads.append(self.ahead)
 
@@ -261,7 +260,7 @@ class StepItem(pytest.Item):
         finally:
             lab_file: LabFile = self.parent
             if self.index == len(lab_file.entry.task.lab.steps) - 1 and lab_file.env is not None:
-                # With the lab's duration, tells a later plan whether it mostly computes or waits.
+                # Recorded with the result: beside its duration, whether the lab mostly computes or waits.
                 cpu = lab_file.env.cpu_seconds()
                 if cpu is not None:
                     self.user_properties.append((RESULT_KEY + ".cpu", json.dumps(cpu)))

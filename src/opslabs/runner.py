@@ -184,8 +184,9 @@ class LabEnvironment:
             except SessionError:
                 return None
             words = out.split()
-            if "usage_usec" in words[:-1] and words[words.index("usage_usec") + 1].isdigit():
-                total += int(words[words.index("usage_usec") + 1]) / 1e6
+            usec = words[words.index("usage_usec") + 1] if "usage_usec" in words[:-1] else ""
+            if usec.isdigit():
+                total += int(usec) / 1e6
             elif len(words) == 1 and words[0].isdigit():
                 total += int(words[0]) / 1e9
             else:

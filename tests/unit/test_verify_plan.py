@@ -22,4 +22,3 @@ def test_a_parallel_plan_orders_longest_first_from_its_one_read_of_the_store(tmp
     assert [lab.id for lab in _plan(None, labs, path, False, None, (), jobs=2)] == ["long", "new", "short"]
     assert reads == [path]
     assert [lab.id for lab in _plan(None, labs, path, False, None, ())] == ["short", "new", "long"]  # one job: as listed
-

@@ -79,4 +79,3 @@ def longest_first(lab_ids: Iterable[str], results: Mapping[str, Record],
     the long labs start early and the short ones fill the gaps at the end."""
     seconds = durations(lab_ids, results, steps)
     return sorted(seconds, key=lambda lab: (-seconds[lab], lab))
-
