@@ -214,9 +214,13 @@ class LabEnvironment:
         self.teardown()
 
 
-def run_checks(env: LabEnvironment, step: Step, with_retries: bool = True) -> list[CheckResult]:
+def run_checks(env: LabEnvironment, step: Step, with_retries: bool = True, only_prechecks: bool = False) -> list[CheckResult]:
+    """The step's checks in order, numbered as declared; `only_prechecks`: just those that must
+    fail before the solution (a `precheck: false` check may pass then, so running it proves nothing)."""
     results = []
     for i, check in enumerate(step.checks, start=1):
+        if only_prechecks and not check.precheck:
+            continue
         outcome = evaluate(env.host(check.host), check, with_retries=with_retries, timeout=step.timeout_of(check))
         results.append(CheckResult(i, check_kind(check), check.host, check.describe(), check.message or "",
                                    outcome.passed, outcome.expected, outcome.actual))
@@ -307,8 +311,8 @@ def run_step(env: LabEnvironment, index: int) -> StepResult:
     started = time.monotonic()
     try:
         if step.precheck:
-            before = run_checks(env, step, with_retries=False)
-            proving_nothing = [c for c, spec in zip(before, step.checks, strict=True) if c.passed and spec.precheck]
+            before = run_checks(env, step, with_retries=False, only_prechecks=True)
+            proving_nothing = [c for c in before if c.passed]
             if proving_nothing:
                 result.checks = before
                 fail(result, "\n".join(describe_check_failure(where, c, "already passes before the solution, so it proves nothing") for c in proving_nothing))

@@ -37,6 +37,17 @@ def test_every_check_kind_passes_against_real_state_and_skips_are_not_passes(tmp
     assert leftovers({"lab": "all-checks"}) == ([], [])
 
 
+def test_the_precheck_runs_only_the_checks_that_must_fail_first(tmp_path):
+    """A `precheck: false` check proves nothing before the solution; running it there only cost time
+    (the ansible lab's pre-check ran a whole playbook for one). The fixture's check counts its runs."""
+    results = tmp_path / "r.json"
+    proc = opslabs("verify", "precheck-scope", "--results", str(results))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    lab = read_json(results)["labs"][0]
+    assert [s["status"] for s in lab["steps"]] == ["passed", "passed"]
+    assert [c["index"] for c in lab["steps"][0]["checks"]] == [1, 2]
+
+
 @pytest.fixture(scope="module")
 def broken_run(tmp_path_factory):
     results = tmp_path_factory.mktemp("broken") / "r.json"
