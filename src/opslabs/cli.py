@@ -321,6 +321,9 @@ def verify(ctx: click.Context, labs: tuple[str, ...], jobs: int, results: Path |
     if guide_blocks:
         seconds = sum(s.get("guide_seconds", 0.0) for s in snippets)
         click.echo(f"guide snippets: {guide_blocks} blocks run in the labs in {seconds:.1f} s (included in the labs' times above)")
+    cpu = [r["cpu_seconds"] for r in ran if r.get("cpu_seconds") is not None]
+    if cpu:  # how much of the run the labs computed rather than waited (per lab in the results)
+        click.echo(f"lab hosts' CPU: {sum(cpu):.1f} s over {len(cpu)} lab(s)")
     if code != 0 or len(ran) != len(chosen) or block_problems:  # pytest's 5 (nothing collected) is a failure here
         sys.exit(1)
 

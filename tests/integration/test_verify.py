@@ -1,6 +1,7 @@
 """`opslabs verify` end to end: real containers, real checks, honest results, no leftovers."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,8 @@ def test_every_check_kind_passes_against_real_state_and_skips_are_not_passes(tmp
     proc = opslabs("verify", "all-checks", "needs-kubernetes", "--results", str(results), "--junit", str(junit))
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "warnings summary" not in proc.stdout  # testinfra's assert-rewrite warning was on every run
+    cpu = re.search(r"^lab hosts' CPU: ([0-9.]+) s over 1 lab\(s\)", proc.stdout, re.M)
+    assert cpu and float(cpu.group(1)) > 0  # nginx and apt ran; the skipped lab has no figure
     labs = read_json(results)["labs"]
     by_id = {lab["id"]: lab for lab in labs}
     assert by_id["all-checks"]["status"] == "passed"
